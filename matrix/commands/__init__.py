@@ -1,0 +1,1 @@
+"""One module per `pull-matrix` command; each defines a click command named `command`."""

@@ -1,0 +1,114 @@
+"""The project's exceptions, all in one place.
+
+    MatrixError                     anything this package raises on purpose
+    ├── ConfigError                 a config file or command-line value that cannot be used
+    ├── ReferenceError_             an image reference that does not parse
+    ├── RegistryError               the registry answered, but not with what was asked for
+    │   ├── AuthError               401/403, or a token service that refused
+    │   ├── NotFoundError           404: repository, tag, manifest or blob unknown
+    │   ├── RateLimitError          429, with what the registry said about its limits
+    │   └── ProtocolError           an answer that breaks the distribution protocol
+    │       └── DigestMismatchError content whose digest is not the one it was asked by
+    ├── TransportError              no answer at all: DNS, connect, TLS, reset, time-out
+    ├── EngineError                 a Docker engine that cannot be reached or died (a harness fault)
+    ├── LabError                    a lab part (registry, proxy, engine) that would not start or stop
+    └── DataError                   an observation file that cannot be read or written
+
+Registry errors keep the HTTP status, the registry's error codes and a URL with credentials
+removed, so that they can be recorded as observations without leaking secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+_SECRET_QUERY = re.compile(r"(?i)((?:token|password|secret|access_token|auth)=)[^&\s]+")
+
+
+def redact_url(url: str) -> str:
+    """Return `url` without user info and with secret-looking query values masked."""
+    parts = urlsplit(str(url))
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    query = _SECRET_QUERY.sub(r"\1REDACTED", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+class MatrixError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(MatrixError):
+    """A config file or command-line value that cannot be used."""
+
+
+class ReferenceError_(MatrixError):  # noqa: N801 - the builtin ReferenceError means something else
+    """An image reference that does not parse."""
+
+
+class RegistryError(MatrixError):
+    """The registry answered, but not with what was asked for."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        codes: Sequence[str] = (),
+        url: str = "",
+        temporary: bool = False,
+    ) -> None:
+        self.status = status
+        self.codes = tuple(codes)
+        self.url = redact_url(url) if url else ""
+        self.temporary = temporary
+        detail = message
+        if status is not None:
+            detail = f"{detail} (HTTP {status}"
+            detail += f", {', '.join(self.codes)})" if self.codes else ")"
+        if self.url:
+            detail = f"{detail} at {self.url}"
+        super().__init__(detail)
+
+
+class AuthError(RegistryError):
+    """401/403 from the registry, or a token service that refused."""
+
+
+class NotFoundError(RegistryError):
+    """404: repository, tag, manifest or blob unknown."""
+
+
+class RateLimitError(RegistryError):
+    """429: the registry's pull limit is spent."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ProtocolError(RegistryError):
+    """An answer that breaks the distribution protocol (bad JSON, missing headers, loops)."""
+
+
+class DigestMismatchError(ProtocolError):
+    """Content whose digest is not the one it was asked for or announced with."""
+
+
+class TransportError(MatrixError):
+    """No answer at all from the other side: DNS, connect, TLS, reset, time-out."""
+
+
+class EngineError(MatrixError):
+    """A Docker engine that cannot be reached or died: a fault of the harness, not of the image."""
+
+
+class LabError(MatrixError):
+    """A lab part (registry, proxy, engine) that would not start, stop or answer."""
+
+
+class DataError(MatrixError):
+    """An observation file that cannot be read or written."""

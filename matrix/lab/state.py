@@ -1,0 +1,79 @@
+"""What the lab has running: one record per part, kept as JSON in the lab directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from matrix.errors import LabError
+
+STATE_FILE = "lab.json"
+
+
+def default_lab_dir() -> Path:
+    """Where the lab keeps its processes' state: $PULL_MATRIX_LAB_DIR, or a short path under /tmp.
+
+    The path is short on purpose: Unix socket paths of the engines live below it and are limited
+    to about 100 bytes.
+    """
+    return Path(os.environ.get("PULL_MATRIX_LAB_DIR", "/tmp/pull-matrix-lab"))
+
+
+def default_cache_dir() -> Path:
+    """Where downloads (engine packages) are cached between runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("PULL_MATRIX_CACHE_DIR", Path(base) / "pull-matrix"))
+
+
+@dataclass
+class Part:
+    """One running part of the lab.
+
+    `kind` is `registry`, `proxy`, `token-service` or `engine`; `role` says what it stands in for
+    (`docker.io`, `ghcr.io`, or an engine version); `endpoint` is how clients reach it
+    (`http://127.0.0.1:PORT`, `127.0.0.1:PORT` for registries, `unix:///…/docker.sock` for engines).
+    """
+
+    kind: str
+    role: str
+    endpoint: str
+    version: str = ""
+    pids: list[int] = field(default_factory=list)
+    healthy: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LabState:
+    parts: list[Part] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[Part]:
+        return [part for part in self.parts if part.kind == kind]
+
+    def replace(self, kind: str, parts: list[Part]) -> None:
+        """Replace every part of `kind` with `parts` (other kinds are kept)."""
+        self.parts = [part for part in self.parts if part.kind != kind] + list(parts)
+
+
+def load_state(lab_dir: Path) -> LabState:
+    path = Path(lab_dir) / STATE_FILE
+    if not path.exists():
+        return LabState()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return LabState([Part(**item) for item in raw.get("parts", [])])
+    except (OSError, ValueError, TypeError) as exc:
+        raise LabError(f"lab state {path} cannot be read: {exc}") from exc
+
+
+def save_state(lab_dir: Path, state: LabState) -> None:
+    """Write the state atomically, so a reader never sees half a file."""
+    directory = Path(lab_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".lab.", dir=directory)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump({"parts": [asdict(part) for part in state.parts]}, stream, indent=2)
+    os.replace(temporary, directory / STATE_FILE)

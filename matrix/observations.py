@@ -1,0 +1,258 @@
+"""Observation tables: one row per attempt, one immutable CSV shard per run.
+
+A shard is written to a temporary file in the same directory and renamed into place, so a run
+that is killed, or two runs at once, can never leave a half-written or mixed file behind. Reading
+loads every shard under a data directory into one DataFrame; the views below derive what the
+site and the CLI show from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from matrix.errors import DataError
+
+log = logging.getLogger(__name__)
+
+# The public columns, in order. The first sixteen are the core record of an attempt; the rest
+# carry what the analysis made of it.
+COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "observed_at",
+    "registry",
+    "repository",
+    "tag",
+    "platform",
+    "client",
+    "client_version",
+    "method",
+    "digest",
+    "outcome",
+    "error_class",
+    "http_status",
+    "message",
+    "duration_s",
+    "bytes",
+    # The verdict shown in the matrix: `ok`, or the class of the explained cause (which may differ
+    # from `error_class`, the class of the symptom, e.g. a 500 explained as `not-an-image`).
+    "verdict",
+    # The explained cause in words, from the registry-side analysis of the same digest.
+    "cause",
+    # The verdict the capability table predicted for this client; `finding` says when it was wrong.
+    "predicted",
+    "finding",
+    # Digest of the platform's image manifest inside an index (empty for a plain manifest).
+    "platform_digest",
+    # What the tag points at: image, index, schema1, not-an-image (see matrix.analysis).
+    "kind",
+    "media_type",
+    "ratelimit_limit",
+    "ratelimit_remaining",
+    "ratelimit_source",
+    # Compact JSON with the format analysis of the digest (platforms, layers, sizes, predictions).
+    "details",
+)
+
+METHODS = ("probe", "pull")
+OUTCOMES = ("ok", "fail", "error")
+
+_NUMERIC = ("http_status", "duration_s", "bytes", "ratelimit_limit", "ratelimit_remaining")
+_RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,80}$")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id: UTC time plus a random suffix."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Observation:
+    """One attempt to probe or pull one tag for one platform with one client."""
+
+    run_id: str
+    registry: str
+    repository: str
+    tag: str
+    platform: str
+    client: str
+    client_version: str
+    method: str
+    outcome: str
+    observed_at: str = field(default_factory=utc_now)
+    digest: str = ""
+    error_class: str = ""
+    http_status: int | None = None
+    message: str = ""
+    duration_s: float | None = None
+    bytes: int | None = None
+    verdict: str = ""
+    cause: str = ""
+    predicted: str = ""
+    finding: str = ""
+    platform_digest: str = ""
+    kind: str = ""
+    media_type: str = ""
+    ratelimit_limit: int | None = None
+    ratelimit_remaining: int | None = None
+    ratelimit_source: str = ""
+    details: str = ""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise DataError(f"method must be one of {METHODS}, not {self.method!r}")
+        if self.outcome not in OUTCOMES:
+            raise DataError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
+        if not self.verdict:
+            self.verdict = "ok" if self.outcome == "ok" else (self.error_class or "unknown")
+        if self.outcome == "ok" and not self.error_class:
+            self.error_class = "ok"
+
+
+assert set(f.name for f in fields(Observation)) == set(COLUMNS)
+
+
+def to_frame(rows: Iterable[Observation | Mapping[str, Any]]) -> pd.DataFrame:
+    """Observations as a DataFrame with exactly the public columns, in order."""
+    records = [asdict(row) if isinstance(row, Observation) else dict(row) for row in rows]
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    return _normalise(frame)
+
+
+def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in COLUMNS:
+        if column not in frame.columns:
+            frame[column] = pd.NA
+    frame = frame[list(COLUMNS)].copy()
+    for column in _NUMERIC:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in COLUMNS:
+        if column not in _NUMERIC:
+            frame[column] = frame[column].fillna("").astype(str)
+    return frame
+
+
+def write_shard(rows: Iterable[Observation | Mapping[str, Any]], data_dir: Path, run_id: str) -> Path:
+    """Write one run's observations as an immutable shard and return its path.
+
+    Shards live at `<data_dir>/observations/<run_id>.csv`. An existing shard is never replaced.
+    """
+    if not _RUN_ID.match(run_id):
+        raise DataError(f"run id {run_id!r} is not a safe file name")
+    frame = to_frame(rows)
+    directory = Path(data_dir) / "observations"
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{run_id}.csv"
+    if target.exists():
+        raise DataError(f"shard {target} exists already; shards are never overwritten")
+    handle, temporary = tempfile.mkstemp(prefix=f".{run_id}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
+            frame.to_csv(stream, index=False)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.link(temporary, target)  # fails instead of overwriting, unlike rename
+    except FileExistsError as exc:
+        raise DataError(f"shard {target} exists already; shards are never overwritten") from exc
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    log.info("wrote %d observations to %s", len(frame), target)
+    return target
+
+
+def shard_paths(sources: Iterable[Path]) -> list[Path]:
+    """CSV shards named directly or found under data directories, sorted by name."""
+    paths: list[Path] = []
+    for source in sources:
+        source = Path(source)
+        if source.is_dir():
+            paths.extend(p for p in source.rglob("*.csv") if not p.name.startswith("."))
+        elif source.exists():
+            paths.append(source)
+        else:
+            raise DataError(f"no observation file or directory at {source}")
+    return sorted(set(paths), key=lambda p: (p.name, str(p)))
+
+
+def read_shard(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"cannot read observations from {path}: {exc}") from exc
+    missing = {"run_id", "registry", "repository", "tag", "client", "outcome"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path} is not an observation file: missing {sorted(missing)}")
+    return _normalise(frame)
+
+
+def load(sources: Iterable[Path]) -> pd.DataFrame:
+    """Every observation from the given shards or data directories, as one DataFrame.
+
+    A shard that cannot be read is skipped with a warning, so one bad file loses nothing else.
+    """
+    frames = []
+    for path in shard_paths(sources):
+        try:
+            frames.append(read_shard(path))
+        except DataError as exc:
+            log.warning("%s", exc)
+    if not frames:
+        return to_frame([])
+    return pd.concat(frames, ignore_index=True)
+
+
+CELL_KEY = ["registry", "repository", "tag", "platform", "client", "client_version"]
+
+
+def latest(frame: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
+    """The latest observation per (registry, repository, tag, platform, client, version)."""
+    if method is not None:
+        frame = frame[frame["method"] == method]
+    ordered = frame.sort_values(["observed_at", "run_id"], kind="stable")
+    return ordered.drop_duplicates(CELL_KEY, keep="last").reset_index(drop=True)
+
+
+def last_known_good(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (registry, repository, tag): the digest of the newest successful pull or probe."""
+    good = frame[(frame["outcome"] == "ok") & (frame["digest"] != "")]
+    good = good.sort_values(["observed_at", "run_id"], kind="stable")
+    keys = ["registry", "repository", "tag"]
+    result = good.drop_duplicates(keys, keep="last")[[*keys, "digest", "observed_at", "client"]]
+    return result.sort_values(keys).reset_index(drop=True)
+
+
+def mirror_drift(frame: pd.DataFrame, images: Mapping[str, Iterable[str]]) -> pd.DataFrame:
+    """Tags of one image whose latest probed digest differs between its registries, or is missing.
+
+    `images` maps an image name to its `registry/repository` locations. The result has one row per
+    (image, tag) that drifts, with the digest seen at each location ("" where the tag is missing).
+    """
+    probes = latest(frame, method="probe")
+    probes = probes.assign(location=probes["registry"] + "/" + probes["repository"])
+    rows = []
+    for image, locations in sorted(images.items()):
+        locations = list(locations)
+        subset = probes[probes["location"].isin(locations)]
+        for tag, group in subset.groupby("tag", sort=True):
+            seen = {
+                loc: ",".join(sorted(set(group[group["location"] == loc]["digest"]) - {""}))
+                for loc in locations
+            }
+            if len(set(seen.values())) > 1:
+                rows.append({"image": image, "tag": tag, **seen})
+    return pd.DataFrame(rows)
