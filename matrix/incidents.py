@@ -97,8 +97,17 @@ def incidents(frame: pd.DataFrame) -> pd.DataFrame:
     Tags of one registry that failed with the same verdict over the same stretch of runs (an
     outage, a rate limit) make one incident, not one per tag.
     """
-    columns = [*LOCATION, "tags", "verdict", "start", "end", "last_seen", "runs", "message",
-               "cause"]
+    columns = [
+        *LOCATION,
+        "tags",
+        "verdict",
+        "start",
+        "end",
+        "last_seen",
+        "runs",
+        "message",
+        "cause",
+    ]
     runs = tag_runs(frame)
     if runs.empty or not runs["failing"].any():
         return pd.DataFrame(columns=columns)
@@ -164,8 +173,18 @@ def status_timeline(frame: pd.DataFrame) -> pd.DataFrame:
                 status = DEGRADED
             else:
                 status = HEALTHY
-            rows.append((registry, repository, run_ids[at], at, status,
-                         int(covered[at]), int(failed[at]), int(carried[at])))
+            rows.append(
+                (
+                    registry,
+                    repository,
+                    run_ids[at],
+                    at,
+                    status,
+                    int(covered[at]),
+                    int(failed[at]),
+                    int(carried[at]),
+                )
+            )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -182,10 +201,21 @@ def registry_status(frame: pd.DataFrame) -> pd.DataFrame:
         since_index = len(statuses) - 1
         while since_index > 0 and statuses[since_index - 1] == statuses[-1]:
             since_index -= 1
-        failing = tags[(tags["registry"] == registry) & (tags["repository"] == repository)
-                       & (tags["status"] == FAILING)]["tag"]
-        rows.append((registry, repository, statuses[-1], group["at"].iloc[since_index],
-                     group["at"].iloc[-1], sorted(failing)))
+        failing = tags[
+            (tags["registry"] == registry)
+            & (tags["repository"] == repository)
+            & (tags["status"] == FAILING)
+        ]["tag"]
+        rows.append(
+            (
+                registry,
+                repository,
+                statuses[-1],
+                group["at"].iloc[since_index],
+                group["at"].iloc[-1],
+                sorted(failing),
+            )
+        )
     log.info("health of %d registry locations computed", len(rows))
     return pd.DataFrame(rows, columns=columns)
 

@@ -173,32 +173,65 @@ class SampleWriter:
     def _tag_rows(self, day: _Day, registry: str, tag: SampleTag) -> list[Observation]:
         digest = self.digest(tag, registry, day.index)
         cache = self.is_cache(tag, registry, day.index)
-        kind = "not-an-image" if cache else ("schema1" if tag.shape == "schema1" else
-                                             "index" if "index" in tag.shape else "image")
+        kind = (
+            "not-an-image"
+            if cache
+            else (
+                "schema1"
+                if tag.shape == "schema1"
+                else "index"
+                if "index" in tag.shape
+                else "image"
+            )
+        )
         details = self._details(tag, kind)
-        common = {"run_id": day.run_id, "registry": registry, "repository": REPOSITORY,
-                  "tag": tag.name, "digest": digest, "kind": kind,
-                  "media_type": MEDIA_TYPES[kind]}
+        common = {
+            "run_id": day.run_id,
+            "registry": registry,
+            "repository": REPOSITORY,
+            "tag": tag.name,
+            "digest": digest,
+            "kind": kind,
+            "media_type": MEDIA_TYPES[kind],
+        }
         rows = []
         stamp = day.at
         for platform in _platforms(tag.shape):
             stamp += timedelta(seconds=1)
             probe_verdict = "not-an-image" if cache else "ok"
-            rows.append(Observation(
-                **common, platform=platform, client="probe", client_version="", method="probe",
-                outcome="ok" if probe_verdict == "ok" else "fail", observed_at=_iso(stamp),
-                error_class="" if probe_verdict == "ok" else "not-an-image",
-                verdict=probe_verdict, cause=CACHE_CAUSE if cache else "", details=details,
-                http_status=200, duration_s=0.2,
-                platform_digest="" if kind != "index" else _digest(digest, platform),
-            ))
+            rows.append(
+                Observation(
+                    **common,
+                    platform=platform,
+                    client="probe",
+                    client_version="",
+                    method="probe",
+                    outcome="ok" if probe_verdict == "ok" else "fail",
+                    observed_at=_iso(stamp),
+                    error_class="" if probe_verdict == "ok" else "not-an-image",
+                    verdict=probe_verdict,
+                    cause=CACHE_CAUSE if cache else "",
+                    details=details,
+                    http_status=200,
+                    duration_s=0.2,
+                    platform_digest="" if kind != "index" else _digest(digest, platform),
+                )
+            )
             for engine in self.engines:
                 stamp += timedelta(seconds=7)
                 rows.append(self._pull(common, platform, engine, tag, cache, day, stamp))
         return rows
 
-    def _pull(self, common: dict[str, str], platform: str, engine: str, tag: SampleTag,
-              cache: bool, day: _Day, stamp: datetime) -> Observation:
+    def _pull(
+        self,
+        common: dict[str, str],
+        platform: str,
+        engine: str,
+        tag: SampleTag,
+        cache: bool,
+        day: _Day,
+        stamp: datetime,
+    ) -> Observation:
         ref = f"{common['repository']}:{tag.name}"
         predicted = _engine_verdict(tag.shape, engine)
         verdict, error_class, message, cause, status = predicted, predicted, "", "", None
@@ -213,18 +246,27 @@ class SampleWriter:
         elif common["registry"] == "ghcr.io" and day.index == self.outage_day:
             verdict = error_class = "registry-error"
             message, status = MESSAGES["503"], 503
-        elif (common["registry"] == "docker.io" and day.index == self.rate_limit_day
-              and major >= 26):
+        elif common["registry"] == "docker.io" and day.index == self.rate_limit_day and major >= 26:
             verdict = error_class = "rate-limited"
             message, status = MESSAGES["rate-limited"], 429
         elif verdict != "ok":
             message = MESSAGES[verdict].format(ref=ref, platform=platform)
         outcome = "ok" if verdict == "ok" else "fail"
         return Observation(
-            **common, platform=platform, client="docker", client_version=engine, method="pull",
-            outcome=outcome, observed_at=_iso(stamp), error_class=error_class if outcome != "ok"
-            else "ok", verdict=verdict, message=message, cause=cause, predicted=predicted,
-            finding="" if verdict == predicted else "unexpected", http_status=status,
+            **common,
+            platform=platform,
+            client="docker",
+            client_version=engine,
+            method="pull",
+            outcome=outcome,
+            observed_at=_iso(stamp),
+            error_class=error_class if outcome != "ok" else "ok",
+            verdict=verdict,
+            message=message,
+            cause=cause,
+            predicted=predicted,
+            finding="" if verdict == predicted else "unexpected",
+            http_status=status,
             duration_s=round(5 + 20 * (int(_digest(tag.name)[-2:], 16) % 7) / 7, 1),
             bytes=None if outcome != "ok" else 700_000_000,
         )
@@ -233,15 +275,23 @@ class SampleWriter:
     def _details(tag: SampleTag, kind: str) -> str:
         if kind == "not-an-image":
             analysis: dict[str, object] = {
-                "kind": kind, "entries": [
+                "kind": kind,
+                "entries": [
                     {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip"},
-                    {"mediaType": "application/vnd.buildkit.cacheconfig.v0"}],
-                "reason": "no entry is an image manifest"}
+                    {"mediaType": "application/vnd.buildkit.cacheconfig.v0"},
+                ],
+                "reason": "no entry is an image manifest",
+            }
         else:
             compression = "zstd" if tag.shape.startswith("zstd") else "gzip"
-            analysis = {"kind": kind, "platforms": _platforms(tag.shape), "layers": 14,
-                        "compression": [compression], "size": 712_345_678,
-                        "schema": 1 if kind == "schema1" else 2}
+            analysis = {
+                "kind": kind,
+                "platforms": _platforms(tag.shape),
+                "layers": 14,
+                "compression": [compression],
+                "size": 712_345_678,
+                "schema": 1 if kind == "schema1" else 2,
+            }
         return json.dumps(analysis, separators=(",", ":"), sort_keys=True)
 
 
