@@ -264,14 +264,15 @@ def image_manifest(
     `platform` and `annotations` do not go into the manifest itself: they are what an index
     says about it when it lists this manifest.
     """
+    media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
     document = {
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST if oci else DOCKER_MANIFEST,
+        "mediaType": media_type,
         "config": config.descriptor(),
         "layers": [layer.descriptor() for layer in layers],
     }
     return Blob(
-        document["mediaType"],
+        media_type,
         canonical_json(document),
         children=(config, *layers),
         platform=platform,
@@ -289,12 +290,9 @@ def image_index(entries: Sequence[Blob], *, oci: bool = True) -> Blob:
     if not oci:
         for described in descriptors:
             described.pop("annotations", None)
-    document = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX if oci else DOCKER_MANIFEST_LIST,
-        "manifests": descriptors,
-    }
-    return Blob(document["mediaType"], canonical_json(document), children=tuple(entries))
+    media_type = OCI_INDEX if oci else DOCKER_MANIFEST_LIST
+    document = {"schemaVersion": 2, "mediaType": media_type, "manifests": descriptors}
+    return Blob(media_type, canonical_json(document), children=tuple(entries))
 
 
 def build_image(

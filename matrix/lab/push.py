@@ -59,6 +59,7 @@ class Pusher:
     """Pushes blobs and manifests to one registry at `host` (`127.0.0.1:PORT`).
 
     `credentials` (user, password) are sent to the token service only, never to the registry.
+    `transport` replaces the network, for tests of answers a real registry does not give.
     """
 
     def __init__(
@@ -68,12 +69,13 @@ class Pusher:
         scheme: str = "http",
         credentials: tuple[str, str] | None = None,
         timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.host = host
         self.base = f"{scheme}://{host}"
         self._credentials = credentials
         self._tokens: dict[str, str] = {}
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
     def close(self) -> None:
         self._client.close()
