@@ -207,7 +207,7 @@ def tag_order(tag: str, priority_tags: Sequence[str] = DEFAULT_PRIORITY_TAGS) ->
     return (2, 0, (), tag)
 
 
-def _targets(probe: pd.DataFrame, platforms: Sequence[str] | None) -> list[dict[str, Any]]:
+def _targets(probe: pd.DataFrame, platforms: Sequence[str] | None) -> list[dict[Any, Any]]:
     """The newest probed digest per (registry, repository, tag, platform)."""
     if probe.empty:
         return []
@@ -228,7 +228,7 @@ def _targets(probe: pd.DataFrame, platforms: Sequence[str] | None) -> list[dict[
     return targets
 
 
-def _cell_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+def _cell_key(row: Mapping[Any, Any]) -> tuple[str, ...]:
     return tuple(str(row[column]) for column in _CELL)
 
 
