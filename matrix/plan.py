@@ -265,7 +265,7 @@ def _probed_digests(history: pd.DataFrame) -> dict[tuple[str, ...], list[tuple[s
 
 
 def _digest_at(
-    probed: Mapping[tuple[str, ...], list[tuple[str, str]]], row: Mapping[str, Any]
+    probed: Mapping[tuple[str, ...], list[tuple[str, str]]], row: Mapping[Any, Any]
 ) -> str:
     """The digest the tag had when a pull that recorded none was made: the probe just before."""
     seen = probed.get((row["registry"], row["repository"], row["tag"]), [])
