@@ -22,31 +22,27 @@ from typing import Any
 
 import zstandard
 
+from matrix.mediatypes import (
+    ATTESTATION_MANIFEST,
+    BUILDKIT_CACHE_CONFIG,
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    MANIFESTS,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    OCI_MANIFEST,
+    REFERENCE_DIGEST,
+    REFERENCE_TYPE,
+)
 from matrix.platforms import Platform
 
-# Media types, by the names the specifications give them.
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+# The layer of an attestation manifest, and the annotation naming what it attests.
 IN_TOTO = "application/vnd.in-toto+json"
-BUILDKIT_CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
-
-MANIFEST_MEDIA_TYPES = frozenset(
-    {DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST, OCI_INDEX}
-)
-
-# Annotations buildx writes on attestation entries of an index and on their layers.
-REFERENCE_TYPE = "vnd.docker.reference.type"
-REFERENCE_DIGEST = "vnd.docker.reference.digest"
-ATTESTATION_MANIFEST = "attestation-manifest"
 PREDICATE_TYPE = "in-toto.io/predicate-type"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v0.2"
 
@@ -93,7 +89,7 @@ class Blob:
     @property
     def is_manifest(self) -> bool:
         """True if a registry stores this under /manifests/ rather than /blobs/."""
-        return self.media_type in MANIFEST_MEDIA_TYPES
+        return self.media_type in MANIFESTS
 
     def descriptor(self) -> dict[str, Any]:
         """The descriptor a parent uses to point at this blob."""

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import zstandard
 
+from matrix import mediatypes as mt
 from matrix.errors import AuthError, DigestMismatchError
 from matrix.lab import imagebuild as ib
 from matrix.lab.images import (
@@ -33,28 +34,28 @@ from matrix.lab.images import (
 from matrix.lab.push import Pusher, parse_bearer_challenge
 
 ACCEPT_ALL = (
-    ib.OCI_INDEX,
-    ib.DOCKER_MANIFEST_LIST,
-    ib.OCI_MANIFEST,
-    ib.DOCKER_MANIFEST,
-    ib.DOCKER_SCHEMA1_SIGNED,
+    mt.OCI_INDEX,
+    mt.DOCKER_MANIFEST_LIST,
+    mt.OCI_MANIFEST,
+    mt.DOCKER_MANIFEST,
+    mt.DOCKER_SCHEMA1_SIGNED,
 )
 
 # The top-level media type each shape's tag must be served with.
 SHAPE_MEDIA_TYPES = {
-    "v2s2": ib.DOCKER_MANIFEST,
-    "oci": ib.OCI_MANIFEST,
-    "schema1": ib.DOCKER_SCHEMA1_SIGNED,
-    "zstd": ib.OCI_MANIFEST,
-    "arm-only": ib.OCI_INDEX,
-    "build-cache-on-tag": ib.OCI_INDEX,
+    "v2s2": mt.DOCKER_MANIFEST,
+    "oci": mt.OCI_MANIFEST,
+    "schema1": mt.DOCKER_SCHEMA1_SIGNED,
+    "zstd": mt.OCI_MANIFEST,
+    "arm-only": mt.OCI_INDEX,
+    "build-cache-on-tag": mt.OCI_INDEX,
 }
 
 
 def _decompress(blob: ib.Blob) -> bytes:
-    if blob.media_type in (ib.OCI_LAYER_GZIP, ib.DOCKER_LAYER_GZIP):
+    if blob.media_type in (mt.OCI_LAYER_GZIP, mt.DOCKER_LAYER_GZIP):
         return gzip.decompress(blob.data)
-    if blob.media_type == ib.OCI_LAYER_ZSTD:
+    if blob.media_type == mt.OCI_LAYER_ZSTD:
         return zstandard.ZstdDecompressor().decompress(blob.data)
     return blob.data
 
@@ -91,9 +92,9 @@ def test_layer_is_a_real_tar_whose_digest_is_the_diff_id(compression: str) -> No
 
 
 def test_layer_media_types_follow_compression_and_format() -> None:
-    assert ib.build_layer({"/a": b"a"}, "zstd").blob.media_type == ib.OCI_LAYER_ZSTD
-    assert ib.build_layer({"/a": b"a"}, "none").blob.media_type == ib.OCI_LAYER
-    assert ib.build_layer({"/a": b"a"}, oci=False).blob.media_type == ib.DOCKER_LAYER_GZIP
+    assert ib.build_layer({"/a": b"a"}, "zstd").blob.media_type == mt.OCI_LAYER_ZSTD
+    assert ib.build_layer({"/a": b"a"}, "none").blob.media_type == mt.OCI_LAYER
+    assert ib.build_layer({"/a": b"a"}, oci=False).blob.media_type == mt.DOCKER_LAYER_GZIP
     with pytest.raises(ValueError, match="zstd"):
         ib.build_layer({"/a": b"a"}, "zstd", oci=False)
 
@@ -101,7 +102,7 @@ def test_layer_media_types_follow_compression_and_format() -> None:
 def test_every_platform_entry_has_a_config_for_that_platform() -> None:
     checked = 0
     for plan in family_plans("kivy/buildozer"):
-        if plan.root.media_type != ib.OCI_INDEX:
+        if plan.root.media_type != mt.OCI_INDEX:
             continue
         for entry in plan.root.children:
             described = entry.descriptor()["platform"]
@@ -118,12 +119,12 @@ def test_attestations_are_shaped_as_buildx_pushes_them() -> None:
     entries = index.json()["manifests"]
     images, attestations = entries[:2], entries[2:]
 
-    assert [entry["annotations"][ib.REFERENCE_DIGEST] for entry in attestations] == [
+    assert [entry["annotations"][mt.REFERENCE_DIGEST] for entry in attestations] == [
         image["digest"] for image in images
     ]
     for entry, blob in zip(attestations, index.children[2:], strict=True):
         assert entry["platform"] == {"architecture": "unknown", "os": "unknown"}
-        assert entry["annotations"][ib.REFERENCE_TYPE] == ib.ATTESTATION_MANIFEST
+        assert entry["annotations"][mt.REFERENCE_TYPE] == mt.ATTESTATION_MANIFEST
         (layer,) = blob.json()["layers"]
         assert layer["mediaType"] == ib.IN_TOTO
         assert layer["annotations"][ib.PREDICATE_TYPE] == ib.SLSA_PROVENANCE
@@ -134,8 +135,8 @@ def test_attestations_are_shaped_as_buildx_pushes_them() -> None:
 def test_docker_manifest_list_has_no_attestations_or_annotations() -> None:
     listing = ib.multi_platform_image([ARM64], "1", oci=False, attestations=False)
 
-    assert listing.media_type == ib.DOCKER_MANIFEST_LIST
-    assert listing.json()["manifests"][0]["mediaType"] == ib.DOCKER_MANIFEST
+    assert listing.media_type == mt.DOCKER_MANIFEST_LIST
+    assert listing.json()["manifests"][0]["mediaType"] == mt.DOCKER_MANIFEST
     with pytest.raises(ValueError, match="OCI index"):
         ib.multi_platform_image([ARM64], "1", oci=False)
 
@@ -144,10 +145,10 @@ def test_build_cache_export_lists_blobs_that_are_not_images() -> None:
     export = ib.build_cache_export("x")
     entries = export.json()["manifests"]
 
-    assert export.media_type == ib.OCI_INDEX
+    assert export.media_type == mt.OCI_INDEX
     assert [entry["mediaType"] for entry in entries] == [
-        ib.OCI_LAYER_GZIP,
-        ib.BUILDKIT_CACHE_CONFIG,
+        mt.OCI_LAYER_GZIP,
+        mt.BUILDKIT_CACHE_CONFIG,
     ]
     assert not any("platform" in entry for entry in entries)
     cache_config = json.loads(export.children[1].data)
@@ -223,7 +224,7 @@ def _read_back(pusher: Pusher, repository: str, tag: str) -> tuple[httpx.Respons
         if described:
             assert pusher.has_blob(repository, described["digest"])
     for entry in document.get("manifests", []):
-        if entry["mediaType"] in ib.MANIFEST_MEDIA_TYPES:
+        if entry["mediaType"] in mt.MANIFESTS:
             child = pusher.get_manifest(repository, entry["digest"], [entry["mediaType"]])
             assert child.status_code == 200
             assert child.headers["Content-Type"] == entry["mediaType"]
@@ -252,7 +253,7 @@ def test_schema1_shape_is_a_signed_schema1_manifest(registry: Any, shapes: dict[
     with Pusher(registry.host) as pusher:
         response, document = _read_back(pusher, "lab-images/shapes", "schema1")
 
-    assert response.headers["Content-Type"] == ib.DOCKER_SCHEMA1_SIGNED
+    assert response.headers["Content-Type"] == mt.DOCKER_SCHEMA1_SIGNED
     assert document["schemaVersion"] == 1 and document["signatures"]
     assert document["tag"] == "schema1" and document["architecture"] == "amd64"
     assert len(document["fsLayers"]) == len(document["history"]) == 1
@@ -303,8 +304,8 @@ def test_hub_latest_is_the_build_cache_export(
 
     assert response.headers["Docker-Content-Digest"] == family[HUB_ROLE]["latest"]
     assert [entry["mediaType"] for entry in document["manifests"]] == [
-        ib.OCI_LAYER_GZIP,
-        ib.BUILDKIT_CACHE_CONFIG,
+        mt.OCI_LAYER_GZIP,
+        mt.BUILDKIT_CACHE_CONFIG,
     ]
 
 
@@ -318,7 +319,7 @@ def test_family_tags_read_back_as_published(
         for tag, digest in family[role].items():
             response, _ = _read_back(pusher, "lab-images/buildozer", tag)
             assert response.headers["Docker-Content-Digest"] == digest
-            schema1 = response.headers["Content-Type"] == ib.DOCKER_SCHEMA1_SIGNED
+            schema1 = response.headers["Content-Type"] == mt.DOCKER_SCHEMA1_SIGNED
             assert schema1 == (tag == FAMILY_SCHEMA1_TAG)
 
         release = pusher.get_manifest("lab-images/buildozer", "1.6.0", ACCEPT_ALL).json()
