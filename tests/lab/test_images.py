@@ -347,3 +347,23 @@ def test_push_with_a_wrong_password_fails_without_showing_it(token_registry: Any
 def test_anonymous_push_is_refused_by_a_token_registry(token_registry: Any) -> None:
     with Pusher(token_registry.host) as pusher, pytest.raises(AuthError):
         pusher.push("lab-images/anonymous", "t", ib.build_image(ARM64, "anonymous"))
+
+
+def _diff_ids(root: ib.Blob) -> set[str]:
+    return {
+        diff_id
+        for blob in ib.walk(root)
+        if blob.media_type in mt.IMAGE_CONFIGS and blob.json()["architecture"] != "unknown"
+        for diff_id in blob.json()["rootfs"]["diff_ids"]
+    }
+
+
+def test_zstd_layers_are_not_shared_with_other_tags() -> None:
+    """An engine holding a layer with the same diff_id would skip the zstd download."""
+    plans = family_plans("kivy/buildozer") + shape_plans("kivy/buildozer")
+    zstd_tags = {FAMILY_ZSTD_TAG, "zstd"}
+    zstd = set().union(*(_diff_ids(plan.root) for plan in plans if plan.tag in zstd_tags))
+    others = set().union(*(_diff_ids(plan.root) for plan in plans if plan.tag not in zstd_tags))
+
+    assert len(zstd) == 3
+    assert not zstd & others
