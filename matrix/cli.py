@@ -25,6 +25,8 @@ COMMANDS = {
     "collect": "collect",
     "lab": "lab",
     "site": "site",
+    "plan": "plan",
+    "alert": "alert",
 }
 
 
