@@ -5,8 +5,9 @@ HEAD says the registry already has them; manifests are PUT with their media type
 that names a digest is checked against the digest of what was sent.
 
 A registry that answers 401 with a Bearer challenge gets the token flow: GET the realm with
-the service and a `pull,push` scope, with Basic credentials when some are given. Tokens are
-kept per scope for the life of the `Pusher` and never logged.
+the service and a `pull,push` scope, with Basic credentials when some are given. Credentials
+only go to a token service on the registry's own host name; tokens are kept per repository for
+the life of the `Pusher` and never logged.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import re
 from collections.abc import Iterable
 from types import TracebackType
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -25,6 +26,7 @@ from matrix.errors import (
     ProtocolError,
     RegistryError,
     TransportError,
+    redact_url,
 )
 from matrix.lab.imagebuild import Blob, walk
 
@@ -135,12 +137,16 @@ class Pusher:
         try:
             return self._client.request(method, url, content=content, headers=sent)
         except httpx.HTTPError as exc:
-            raise TransportError(f"{method} {url} failed: {type(exc).__name__}") from exc
+            reason = type(exc).__name__
+            raise TransportError(f"{method} {redact_url(url)} failed: {reason}") from exc
 
     def _fetch_token(self, challenge: dict[str, str], repository: str) -> None:
         realm = challenge.get("realm", "")
         if not realm.startswith(("http://", "https://")):
             raise ProtocolError(f"Bearer challenge without a usable realm: {realm!r}")
+        if urlsplit(realm).hostname != urlsplit(self.base).hostname:
+            # Credentials go to the registry's own host only, whatever a challenge names.
+            raise ProtocolError("Bearer challenge names a token service on another host", url=realm)
         params = {"scope": f"repository:{repository}:pull,push"}
         if "service" in challenge:
             params["service"] = challenge["service"]
@@ -148,7 +154,8 @@ class Pusher:
         try:
             response = self._client.get(realm, params=params, auth=auth)
         except httpx.HTTPError as exc:
-            raise TransportError(f"token service at {realm} failed: {type(exc).__name__}") from exc
+            reason = type(exc).__name__
+            raise TransportError(f"token service at {redact_url(realm)} failed: {reason}") from exc
         if response.status_code != 200:
             raise AuthError("token service refused", status=response.status_code, url=realm)
         try:

@@ -14,7 +14,7 @@ import pytest
 import zstandard
 
 from matrix import mediatypes as mt
-from matrix.errors import AuthError, DigestMismatchError
+from matrix.errors import AuthError, DigestMismatchError, ProtocolError
 from matrix.lab import imagebuild as ib
 from matrix.lab.images import (
     AMD64,
@@ -367,3 +367,20 @@ def test_zstd_layers_are_not_shared_with_other_tags() -> None:
 
     assert len(zstd) == 3
     assert not zstd & others
+
+
+def test_credentials_never_go_to_a_token_service_on_another_host() -> None:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url.host))
+        challenge = 'Bearer realm="http://192.0.2.1/token",service="elsewhere"'
+        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+
+    transport = httpx.MockTransport(answer)
+    with (
+        Pusher("127.0.0.1:1", credentials=("user", "secret"), transport=transport) as pusher,
+        pytest.raises(ProtocolError, match="another host"),
+    ):
+        pusher.has_blob("r", "sha256:" + "0" * 64)
+    assert asked == ["127.0.0.1"]
