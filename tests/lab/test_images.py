@@ -384,3 +384,22 @@ def test_credentials_never_go_to_a_token_service_on_another_host() -> None:
     ):
         pusher.has_blob("r", "sha256:" + "0" * 64)
     assert asked == ["127.0.0.1"]
+
+
+EXTRA_TREES = {
+    "manifest-list": ib.multi_platform_image([AMD64, ARM64], "list", oci=False, attestations=False),
+    "uncompressed": ib.build_image(AMD64, "uncompressed", compression="none"),
+}
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("tag", sorted(EXTRA_TREES))
+def test_other_builders_push_and_read_back(registry: Any, tag: str) -> None:
+    root = EXTRA_TREES[tag]
+    with Pusher(registry.host) as pusher:
+        assert pusher.push("lab-images/extra", tag, root) == root.digest
+        response, document = _read_back(pusher, "lab-images/extra", tag)
+
+    assert response.headers["Content-Type"] == root.media_type
+    assert response.headers["Docker-Content-Digest"] == root.digest
+    assert document == root.json()
