@@ -2,6 +2,8 @@
 
 `registry` is one plain registry for the session; tests sharing it use their own repository
 names. `token_registry` is a registry with `auth: token` behind the lab's token issuer.
+`hub_registry` and `ghcr_registry` are the lab's two roles: a token-auth registry behind the lab
+proxy, answering as Docker Hub and as GHCR do.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from matrix.lab.registries import RunningRole, start_role
 from matrix.lab.registry import Registry, TokenAuth, registry_binary, start_registry
 from matrix.lab.tokens import TokenIssuer, TokenServer
 
@@ -74,3 +77,23 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRe
             yield TokenRegistry(running, tokens, issuer, dict(TOKEN_USERS))
     finally:
         tokens.stop()
+
+
+@pytest.fixture(scope="session")
+def hub_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRole]:
+    """The docker.io role: a token-auth registry behind the lab proxy (Hub tokens, pull limit).
+
+    Shared by the session: call `.reset()` before relying on counts, faults or the limit.
+    `.url`, `.host`, `.realm`, `.proxy.state`; the users of TOKEN_USERS may push.
+    """
+    _require_registry_binary()
+    with start_role(tmp_path_factory.mktemp("hub"), "docker.io", users=TOKEN_USERS) as role:
+        yield role
+
+
+@pytest.fixture(scope="session")
+def ghcr_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRole]:
+    """The ghcr.io role: a token-auth registry behind the lab proxy answering GHCR's token shape."""
+    _require_registry_binary()
+    with start_role(tmp_path_factory.mktemp("ghcr"), "ghcr.io", users=TOKEN_USERS) as role:
+        yield role

@@ -159,7 +159,8 @@ class TokenIssuer:
             return None
         scheme, _, encoded = authorization.partition(" ")
         if scheme.lower() != "basic":
-            raise TokenDenied("only Basic credentials are accepted")
+            # A bearer token shown to the token service grants nothing more than anonymity.
+            return None
         try:
             user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:

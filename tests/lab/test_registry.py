@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from pathlib import Path
 
 import httpx
@@ -14,59 +11,12 @@ import pytest
 from matrix.errors import LabError
 from matrix.lab.registry import free_port, is_healthy, registry_binary, start_registry
 from matrix.lab.tokens import GHCR_SHAPE, Scope, TokenIssuer
+from tests.lab.helpers import bearer_challenge, push_small_image
 
 pytestmark = [
     pytest.mark.registry,
     pytest.mark.skipif(registry_binary() is None, reason="/usr/bin/docker-registry is missing"),
 ]
-
-CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
-
-
-def push_small_image(client: httpx.Client, base: str, repository: str, tag: str) -> str:
-    """Push a one-layer image with a v2 schema 2 manifest; return the manifest's digest."""
-    layer = b"layer content of " + repository.encode()
-    config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
-    ).encode()
-    for blob in (layer, config):
-        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-        start = client.post(f"{base}/v2/{repository}/blobs/uploads/")
-        assert start.status_code == 202, start.text
-        location = httpx.URL(base).join(start.headers["Location"])
-        done = client.put(location.copy_merge_params({"digest": digest}), content=blob)
-        assert done.status_code == 201, done.text
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {
-                "mediaType": "application/vnd.docker.container.image.v1+json",
-                "size": len(config),
-                "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "size": len(layer),
-                    "digest": "sha256:" + hashlib.sha256(layer).hexdigest(),
-                }
-            ],
-        }
-    ).encode()
-    put = client.put(
-        f"{base}/v2/{repository}/manifests/{tag}",
-        content=manifest,
-        headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"},
-    )
-    assert put.status_code == 201, put.text
-    return put.headers["Docker-Content-Digest"]
-
-
-def bearer_challenge(response: httpx.Response) -> dict[str, str]:
-    scheme, _, params = response.headers["WWW-Authenticate"].partition(" ")
-    assert scheme == "Bearer"
-    return dict(CHALLENGE.findall(params))
 
 
 def test_registry_starts_answers_and_stops(tmp_path: Path) -> None:

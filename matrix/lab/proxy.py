@@ -1,0 +1,585 @@
+"""An HTTP proxy in front of a lab registry, in the role of Docker Hub or GHCR.
+
+The proxy forwards the distribution API to its upstream registry unchanged (bodies are
+streamed, never held in memory) and adds what the public registry does on top:
+
+- a token endpoint at /token (the upstream registry runs with `auth: token` and names this
+  endpoint as its realm, so the challenges clients see are the public registry's);
+- in the Docker Hub role, the pull limit: `ratelimit-limit`, `ratelimit-remaining` and
+  `docker-ratelimit-source` headers on manifest answers, a count of manifest GETs per client
+  address (HEAD requests are free, as on Hub) and `429 TOOMANYREQUESTS` once the limit is spent.
+
+Tests steer it through a small control API under /_lab/:
+
+    GET    /_lab/counters   counted requests per client, the limit, the faults in force
+    POST   /_lab/faults     add faults: a JSON object or list of them (see `Fault`)
+    DELETE /_lab/faults     remove every fault
+    POST   /_lab/limit      {"pulls": N or null, "window": seconds}: set or lift the pull limit
+    POST   /_lab/reset      forget every count
+
+Run it as `python -m matrix.lab.proxy --listen 127.0.0.1:5101 --upstream http://…`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from matrix.errors import LabError
+from matrix.lab.tokens import GHCR_SHAPE, HUB_SHAPE, TokenIssuer
+
+log = logging.getLogger(__name__)
+
+HUB_ROLE = "hub"
+GHCR_ROLE = "ghcr"
+ADVERTISED_PULL_LIMIT = 100
+RATE_WINDOW = 21600
+CHUNK = 64 * 1024
+
+MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
+TOO_MANY_REQUESTS = {
+    "errors": [
+        {
+            "code": "TOOMANYREQUESTS",
+            "message": "You have reached your pull rate limit. You may increase the limit by "
+            "authenticating and upgrading: https://www.docker.com/increase-rate-limit",
+        }
+    ]
+}
+
+
+@dataclass
+class Fault:
+    """A misbehaviour to inject on requests whose path matches `path` (a regular expression).
+
+    `method` limits it to one HTTP method. `latency` (seconds) delays the answer. Then one of:
+    `status` answers that status with `body` (JSON or text) without asking the upstream;
+    `truncate` forwards the upstream's answer but closes the connection after that many body
+    bytes; `reset` drops the connection with a TCP reset. `times` limits how often it applies
+    (None: until faults are cleared).
+    """
+
+    path: str
+    method: str | None = None
+    status: int | None = None
+    body: str | None = None
+    latency: float = 0.0
+    truncate: int | None = None
+    reset: bool = False
+    times: int | None = None
+    applied: int = 0
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Fault:
+        known = {"path", "method", "status", "body", "latency", "truncate", "reset", "times"}
+        unknown = set(raw) - known
+        if unknown or "path" not in raw:
+            raise ValueError(f"a fault needs `path` and takes only {sorted(known)}")
+        fault = cls(**{key: raw[key] for key in known if key in raw})
+        re.compile(fault.path)
+        if fault.method:
+            fault.method = fault.method.upper()
+        return fault
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.applied >= self.times:
+            return False
+        if self.method and self.method != method:
+            return False
+        return re.search(self.path, path) is not None
+
+
+@dataclass
+class ClientCount:
+    manifest_get: int = 0
+    manifest_head: int = 0
+    refused: int = 0
+    window_start: float = field(default_factory=time.monotonic)
+
+
+class ProxyState:
+    """Counts, limit and faults, shared by the proxy's request threads."""
+
+    def __init__(self, pull_limit: int | None = None, window: int = RATE_WINDOW) -> None:
+        self.pull_limit = pull_limit
+        self.window = window
+        self.faults: list[Fault] = []
+        self.clients: dict[str, ClientCount] = {}
+        self.lock = threading.Lock()
+
+    def client(self, address: str) -> ClientCount:
+        count = self.clients.get(address)
+        if count is None or time.monotonic() - count.window_start > self.window:
+            count = self.clients[address] = ClientCount()
+        return count
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.applied += 1
+                    return fault
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "limit": self.pull_limit,
+                "window": self.window,
+                "clients": {
+                    address: {
+                        "manifest_get": count.manifest_get,
+                        "manifest_head": count.manifest_head,
+                        "refused": count.refused,
+                    }
+                    for address, count in sorted(self.clients.items())
+                },
+                "faults": [asdict(fault) for fault in self.faults],
+            }
+
+
+@dataclass
+class ProxyConfig:
+    upstream: str
+    role: str = HUB_ROLE
+    issuer: TokenIssuer | None = None
+    pull_limit: int | None = None
+    window: int = RATE_WINDOW
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: LabProxyServer
+    protocol_version = "HTTP/1.1"
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            if path == "/token" and self.command == "GET":
+                self._answer_token()
+            elif path.startswith("/_lab/"):
+                self._control(path)
+            else:
+                self._proxy(path)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("proxy: " + format, *args)
+
+    # -- token endpoint and control API ---------------------------------------------------
+
+    def _answer_token(self) -> None:
+        issuer = self.server.config.issuer
+        if issuer is None:
+            self._send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "no tokens"}]})
+            return
+        status, body = issuer.answer(urlsplit(self.path).query, self.headers.get("Authorization"))
+        self._send_json(status, body)
+
+    def _control(self, path: str) -> None:
+        state = self.server.state
+        body = self._read_small_json()
+        try:
+            if path == "/_lab/counters" and self.command == "GET":
+                self._send_json(200, state.snapshot())
+            elif path == "/_lab/faults" and self.command == "POST":
+                items = body if isinstance(body, list) else [body]
+                faults = [Fault.from_json(item) for item in items]
+                with state.lock:
+                    state.faults.extend(faults)
+                self._send_json(200, state.snapshot())
+            elif path == "/_lab/faults" and self.command == "DELETE":
+                with state.lock:
+                    state.faults.clear()
+                self._send_json(200, state.snapshot())
+            elif path == "/_lab/limit" and self.command == "POST":
+                with state.lock:
+                    state.pull_limit = body.get("pulls")
+                    state.window = int(body.get("window", state.window))
+                self._send_json(200, state.snapshot())
+            elif path == "/_lab/reset" and self.command == "POST":
+                with state.lock:
+                    state.clients.clear()
+                self._send_json(200, state.snapshot())
+            else:
+                self._send_json(404, {"error": f"no control endpoint {self.command} {path}"})
+        except (ValueError, TypeError, AttributeError, re.error) as exc:
+            self._send_json(400, {"error": str(exc)})
+
+    def _read_small_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        if not length:
+            return {}
+        try:
+            return json.loads(self.rfile.read(min(length, 1 << 20)))
+        except ValueError:
+            return {}
+
+    # -- the proxy itself -----------------------------------------------------------------
+
+    def _proxy(self, path: str) -> None:
+        fault = self.server.state.take_fault(self.command, path)
+        if fault is not None and fault.latency:
+            time.sleep(fault.latency)
+        if fault is not None and fault.reset:
+            self._reset_connection()
+            return
+        if fault is not None and fault.status is not None:
+            self._drain_request_body()
+            self._send_fault(fault)
+            return
+
+        manifest = MANIFEST_PATH.match(path) is not None
+        limited = manifest and self.server.config.role == HUB_ROLE
+        if limited and self.command == "GET" and self._limit_spent():
+            self._drain_request_body()
+            self._send_json(429, TOO_MANY_REQUESTS, self._rate_headers())
+            return
+
+        upstream = self._forward()
+        if upstream is None:
+            return
+        try:
+            extra: dict[str, str] = {}
+            if limited:
+                self._count(upstream.status_code)
+                extra = self._rate_headers()
+            self._relay(upstream, extra, fault.truncate if fault else None)
+        finally:
+            upstream.close()
+
+    def _forward(self) -> httpx.Response | None:
+        config = self.server.config
+        headers = [
+            (name, value)
+            for name, value in self.headers.items()
+            if name.lower() not in HOP_BY_HOP and name.lower() != "content-length"
+        ]
+        length = self.headers.get("Content-Length")
+        if length is not None:
+            headers.append(("Content-Length", length))
+        request = self.server.client.build_request(
+            self.command,
+            config.upstream + self.path,
+            headers=headers,
+            content=self._request_body(),
+        )
+        try:
+            return self.server.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            log.warning("upstream %s did not answer: %s", config.upstream, type(exc).__name__)
+            self._send_json(502, {"errors": [{"code": "UNAVAILABLE", "message": "bad gateway"}]})
+            return None
+
+    def _request_body(self) -> Iterator[bytes] | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            return self._read_exactly(length)
+        return None
+
+    def _read_exactly(self, length: int) -> Iterator[bytes]:
+        left = length
+        while left:
+            data = self.rfile.read(min(CHUNK, left))
+            if not data:
+                raise ConnectionResetError("client closed the request body early")
+            left -= len(data)
+            yield data
+
+    def _read_chunked(self) -> Iterator[bytes]:
+        while True:
+            size_line = self.rfile.readline(1024)
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return
+            yield from self._read_exactly(size)
+            self.rfile.readline(16)
+
+    def _drain_request_body(self) -> None:
+        body = self._request_body()
+        if body is not None:
+            for _ in body:
+                pass
+
+    def _relay(
+        self, upstream: httpx.Response, extra: Mapping[str, str], truncate: int | None
+    ) -> None:
+        """Send the upstream's answer on: status, headers, then the body as it arrives."""
+        self.send_response_only(upstream.status_code, upstream.reason_phrase)
+        length = upstream.headers.get("Content-Length")
+        for name, value in upstream.headers.multi_items():
+            lowered = name.lower()
+            if lowered in HOP_BY_HOP or lowered == "content-length":
+                continue
+            if lowered == "location":
+                value = self._rewrite_location(value)
+            self.send_header(name, value)
+        for name, value in extra.items():
+            self.send_header(name, value)
+
+        bodiless = self.command == "HEAD" or upstream.status_code in (204, 304)
+        chunked = length is None and not bodiless
+        if length is not None:
+            self.send_header("Content-Length", length)
+        elif chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif upstream.status_code != 304:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        if bodiless:
+            return
+        self._stream_body(upstream, chunked, truncate)
+
+    def _stream_body(self, upstream: httpx.Response, chunked: bool, truncate: int | None) -> None:
+        sent = 0
+        for data in upstream.iter_raw(CHUNK):
+            if truncate is not None and sent + len(data) >= truncate:
+                self.wfile.write(data[: truncate - sent])
+                self.wfile.flush()
+                self._close_after_truncation()
+                return
+            sent += len(data)
+            if chunked:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            else:
+                self.wfile.write(data)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+        if truncate is not None:
+            self._close_after_truncation()
+
+    def _rewrite_location(self, value: str) -> str:
+        """Point a Location at the upstream back at the proxy, so uploads come through here."""
+        upstream = urlsplit(self.server.config.upstream)
+        target = urlsplit(value)
+        if target.netloc and target.netloc == upstream.netloc:
+            return target._replace(scheme="http", netloc=self.server.public_host).geturl()
+        return value
+
+    # -- the pull limit -------------------------------------------------------------------
+
+    def _limit_spent(self) -> bool:
+        state = self.server.state
+        with state.lock:
+            count = state.client(self.client_address[0])
+            spent = state.pull_limit is not None and count.manifest_get >= state.pull_limit
+            if spent:
+                count.refused += 1
+        return spent
+
+    def _count(self, status: int) -> None:
+        state = self.server.state
+        with state.lock:
+            count = state.client(self.client_address[0])
+            if self.command == "HEAD":
+                count.manifest_head += 1
+            elif self.command == "GET" and status == 200:
+                count.manifest_get += 1
+
+    def _rate_headers(self) -> dict[str, str]:
+        state = self.server.state
+        with state.lock:
+            limit = state.pull_limit if state.pull_limit is not None else ADVERTISED_PULL_LIMIT
+            used = state.client(self.client_address[0]).manifest_get
+            window = state.window
+        return {
+            "ratelimit-limit": f"{limit};w={window}",
+            "ratelimit-remaining": f"{max(limit - used, 0)};w={window}",
+            "docker-ratelimit-source": self.client_address[0],
+        }
+
+    # -- answers made here ----------------------------------------------------------------
+
+    def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode("utf-8")
+        self.send_response_only(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _send_fault(self, fault: Fault) -> None:
+        assert fault.status is not None
+        body = fault.body
+        if body is None:
+            body = json.dumps({"errors": [{"code": "UNKNOWN", "message": "injected fault"}]})
+        payload = body.encode("utf-8")
+        content_type = "application/json" if body.lstrip()[:1] in ("{", "[") else "text/plain"
+        self.send_response_only(fault.status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _reset_connection(self) -> None:
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+
+    def _close_after_truncation(self) -> None:
+        self.close_connection = True
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class LabProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], config: ProxyConfig) -> None:
+        super().__init__(address, _Handler)
+        self.listen_host = address[0]
+        self.config = config
+        self.state = ProxyState(config.pull_limit, config.window)
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    @property
+    def public_host(self) -> str:
+        return f"{self.listen_host}:{self.server_address[1]}"
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.client.close()
+
+
+class Proxy:
+    """A proxy served from a background thread of this process (for tests)."""
+
+    def __init__(self, config: ProxyConfig, port: int = 0) -> None:
+        try:
+            self.server = LabProxyServer(("127.0.0.1", port), config)
+        except OSError as exc:
+            raise LabError(f"cannot start the proxy on 127.0.0.1:{port}: {exc}") from exc
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="lab-proxy", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def host(self) -> str:
+        return self.server.public_host
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def state(self) -> ProxyState:
+        return self.server.state
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+    def __enter__(self) -> Proxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m matrix.lab.proxy", description=__doc__)
+    parser.add_argument("--listen", default="127.0.0.1:5101", help="HOST:PORT to serve on")
+    parser.add_argument("--upstream", required=True, help="the registry's URL")
+    parser.add_argument("--role", choices=(HUB_ROLE, GHCR_ROLE), default=HUB_ROLE)
+    parser.add_argument("--token-dir", type=Path, help="the token issuer's key directory")
+    parser.add_argument("--service", default="registry.docker.io")
+    parser.add_argument("--issuer", default="pull-matrix-lab")
+    parser.add_argument("--users-file", type=Path, help="JSON object of user -> password")
+    parser.add_argument("--anonymous-actions", default="pull")
+    parser.add_argument("--pull-limit", type=int, default=None)
+    parser.add_argument("--window", type=int, default=RATE_WINDOW)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    host, _, port = args.listen.rpartition(":")
+    if host != "127.0.0.1":
+        sys.exit("the lab proxy serves on 127.0.0.1 only")
+    issuer = None
+    if args.token_dir is not None:
+        users = json.loads(args.users_file.read_text()) if args.users_file else {}
+        issuer = TokenIssuer(
+            args.token_dir,
+            service=args.service,
+            issuer=args.issuer,
+            users=users,
+            anonymous_actions=[a for a in args.anonymous_actions.split(",") if a],
+            shape=GHCR_SHAPE if args.role == GHCR_ROLE else HUB_SHAPE,
+        )
+    config = ProxyConfig(args.upstream.rstrip("/"), args.role, issuer, args.pull_limit, args.window)
+    server = LabProxyServer((host, int(port)), config)
+    log.info("proxy for %s serving on %s as %s", config.upstream, args.listen, args.role)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

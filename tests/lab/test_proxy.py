@@ -1,0 +1,232 @@
+"""The lab proxy in the Docker Hub and GHCR roles, in front of a real registry."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from matrix.lab.registries import RunningRole
+from matrix.lab.registry import registry_binary
+from tests.conftest import TOKEN_USERS
+from tests.lab.helpers import (
+    V2S2,
+    bearer_challenge,
+    login,
+    push_blob_chunked,
+    push_small_image,
+    sha256,
+)
+
+pytestmark = [
+    pytest.mark.registry,
+    pytest.mark.skipif(registry_binary() is None, reason="/usr/bin/docker-registry is missing"),
+]
+
+ALICE = ("alice", TOKEN_USERS["alice"])
+REPOSITORY = "lab/proxied"
+TAG = "1.0"
+
+
+@pytest.fixture
+def hub(hub_registry: RunningRole) -> Iterator[RunningRole]:
+    hub_registry.reset()
+    yield hub_registry
+    hub_registry.reset()
+
+
+@pytest.fixture(scope="module")
+def pushed(hub_registry: RunningRole) -> str:
+    """REPOSITORY:TAG pushed through the proxy by a user; its manifest digest."""
+    with httpx.Client() as client:
+        login(client, hub_registry.url, REPOSITORY, "pull,push", auth=ALICE)
+        return push_small_image(client, hub_registry.url, REPOSITORY, TAG)
+
+
+def counters(role: RunningRole) -> dict:
+    return httpx.get(f"{role.url}/_lab/counters").json()
+
+
+@contextmanager
+def anonymous(role: RunningRole, repository: str = REPOSITORY) -> Iterator[httpx.Client]:
+    """A client holding an anonymous pull token for `repository`."""
+    with httpx.Client(headers={"Accept": V2S2}) as client:
+        login(client, role.url, repository)
+        yield client
+
+
+def manifest_url(role: RunningRole, reference: str = TAG) -> str:
+    return f"{role.url}/v2/{REPOSITORY}/manifests/{reference}"
+
+
+def test_challenge_is_hub_shaped(hub: RunningRole) -> None:
+    response = httpx.get(manifest_url(hub))
+    assert response.status_code == 401
+    assert bearer_challenge(response) == {
+        "realm": f"http://{hub.host}/token",
+        "service": "registry.docker.io",
+        "scope": f"repository:{REPOSITORY}:pull",
+    }
+
+
+def test_hub_token_answer_has_both_token_fields(hub: RunningRole) -> None:
+    body = httpx.get(
+        hub.realm, params={"service": "registry.docker.io", "scope": "repository:a/b:pull"}
+    ).json()
+    assert set(body) == {"token", "access_token", "expires_in", "issued_at"}
+
+
+def test_pull_through_proxy_has_rate_headers(hub: RunningRole, pushed: str) -> None:
+    with anonymous(hub) as client:
+        response = client.get(manifest_url(hub))
+    assert response.status_code == 200
+    assert sha256(response.content) == pushed
+    assert response.headers["Docker-Content-Digest"] == pushed
+    assert response.headers["ratelimit-limit"] == "100;w=21600"
+    assert response.headers["ratelimit-remaining"] == "99;w=21600"
+    assert response.headers["docker-ratelimit-source"] == "127.0.0.1"
+
+
+def test_get_is_counted_and_head_is_not(hub: RunningRole, pushed: str) -> None:
+    with anonymous(hub) as client:
+        for _ in range(3):
+            assert client.head(manifest_url(hub)).status_code == 200
+        assert client.get(manifest_url(hub, pushed)).status_code == 200
+        client.get(f"{hub.url}/v2/{REPOSITORY}/tags/list")
+    assert counters(hub)["clients"]["127.0.0.1"] == {
+        "manifest_get": 1,
+        "manifest_head": 3,
+        "refused": 0,
+    }
+
+
+def test_limit_spent_gives_429_but_head_still_answers(hub: RunningRole, pushed: str) -> None:
+    httpx.post(f"{hub.url}/_lab/limit", json={"pulls": 2}).raise_for_status()
+    with anonymous(hub) as client:
+        first = client.get(manifest_url(hub))
+        second = client.get(manifest_url(hub))
+        refused = client.get(manifest_url(hub))
+        head = client.head(manifest_url(hub))
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.headers["ratelimit-remaining"] == "1;w=21600"
+    assert second.headers["ratelimit-remaining"] == "0;w=21600"
+    assert refused.status_code == 429
+    assert refused.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+    assert "pull rate limit" in refused.json()["errors"][0]["message"]
+    assert refused.headers["ratelimit-limit"] == "2;w=21600"
+    assert head.status_code == 200
+    assert counters(hub)["clients"]["127.0.0.1"]["refused"] == 1
+
+
+def test_reset_forgets_counts(hub: RunningRole, pushed: str) -> None:
+    httpx.post(f"{hub.url}/_lab/limit", json={"pulls": 1}).raise_for_status()
+    with anonymous(hub) as client:
+        assert client.get(manifest_url(hub)).status_code == 200
+        assert client.get(manifest_url(hub)).status_code == 429
+        httpx.post(f"{hub.url}/_lab/reset").raise_for_status()
+        assert client.get(manifest_url(hub)).status_code == 200
+
+
+def test_status_fault_on_a_path_pattern(hub: RunningRole, pushed: str) -> None:
+    fault = {"path": "/manifests/", "method": "GET", "status": 500, "times": 1}
+    httpx.post(f"{hub.url}/_lab/faults", json=fault).raise_for_status()
+    with anonymous(hub) as client:
+        broken = client.get(manifest_url(hub))
+        head = client.head(manifest_url(hub))
+        healed = client.get(manifest_url(hub))
+    assert broken.status_code == 500
+    assert broken.json()["errors"][0]["code"] == "UNKNOWN"
+    assert head.status_code == 200
+    assert healed.status_code == 200
+    assert counters(hub)["faults"][0]["applied"] == 1
+
+
+def test_fault_with_a_text_body(hub: RunningRole, pushed: str) -> None:
+    fault = {"path": "/manifests/", "status": 429, "body": "Too Many Requests (HAP429).\n"}
+    httpx.post(f"{hub.url}/_lab/faults", json=[fault]).raise_for_status()
+    with anonymous(hub) as client:
+        response = client.get(manifest_url(hub))
+    assert response.status_code == 429
+    assert response.text == "Too Many Requests (HAP429).\n"
+    assert response.headers["Content-Type"] == "text/plain"
+
+
+def test_truncated_blob(hub: RunningRole, pushed: str) -> None:
+    with anonymous(hub) as client:
+        manifest = client.get(manifest_url(hub)).json()
+        layer = manifest["layers"][0]
+        fault = {"path": "/blobs/sha256:", "truncate": 5}
+        httpx.post(f"{hub.url}/_lab/faults", json=fault).raise_for_status()
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get(f"{hub.url}/v2/{REPOSITORY}/blobs/{layer['digest']}")
+
+
+def test_reset_connection(hub: RunningRole, pushed: str) -> None:
+    httpx.post(f"{hub.url}/_lab/faults", json={"path": "/manifests/", "reset": True})
+    with anonymous(hub) as client, pytest.raises(httpx.TransportError):
+        client.get(manifest_url(hub))
+
+
+def test_latency(hub: RunningRole, pushed: str) -> None:
+    httpx.post(f"{hub.url}/_lab/faults", json={"path": "/tags/list$", "latency": 0.5})
+    with anonymous(hub) as client:
+        started = time.monotonic()
+        response = client.get(f"{hub.url}/v2/{REPOSITORY}/tags/list")
+        elapsed = time.monotonic() - started
+    assert response.json()["tags"] == [TAG]
+    assert elapsed >= 0.5
+
+
+def test_bad_fault_is_refused(hub: RunningRole) -> None:
+    response = httpx.post(f"{hub.url}/_lab/faults", json={"path": "(", "status": 500})
+    assert response.status_code == 400
+    response = httpx.post(f"{hub.url}/_lab/faults", json={"status": 500})
+    assert response.status_code == 400
+    assert counters(hub)["faults"] == []
+
+
+def test_upload_location_points_at_the_proxy(hub: RunningRole) -> None:
+    with httpx.Client() as client:
+        login(client, hub.url, "lab/location", "pull,push", auth=ALICE)
+        start = client.post(f"{hub.url}/v2/lab/location/blobs/uploads/")
+    location = httpx.URL(hub.url).join(start.headers["Location"])
+    assert location.netloc.decode() == hub.host
+
+
+def test_large_blob_streams_both_ways(hub: RunningRole) -> None:
+    blob = os.urandom(12 * 1024 * 1024 + 17)
+    with httpx.Client(timeout=60) as client:
+        login(client, hub.url, "lab/large", "pull,push", auth=ALICE)
+        digest = push_blob_chunked(client, hub.url, "lab/large", blob)
+        with client.stream("GET", f"{hub.url}/v2/lab/large/blobs/{digest}") as response:
+            assert response.headers["Content-Length"] == str(len(blob))
+            received = b"".join(response.iter_bytes())
+    assert sha256(received) == digest
+
+
+def test_anonymous_push_is_denied(hub: RunningRole) -> None:
+    with httpx.Client() as client:
+        login(client, hub.url, "lab/denied", "pull,push")
+        response = client.post(f"{hub.url}/v2/lab/denied/blobs/uploads/")
+    assert response.status_code == 401
+
+
+def test_ghcr_role(ghcr_registry: RunningRole) -> None:
+    with httpx.Client(headers={"Accept": V2S2}) as client:
+        challenge = bearer_challenge(client.get(f"{ghcr_registry.url}/v2/"))
+        assert challenge["service"] == "ghcr.io"
+        login(client, ghcr_registry.url, "lab/ghcr", "pull,push", auth=ALICE)
+        digest = push_small_image(client, ghcr_registry.url, "lab/ghcr", "v1")
+
+        answer = client.get(
+            challenge["realm"], params={"service": "ghcr.io", "scope": "repository:lab/ghcr:pull"}
+        )
+        assert list(answer.json()) == ["token"]
+        client.headers["Authorization"] = f"Bearer {answer.json()['token']}"
+        response = client.get(f"{ghcr_registry.url}/v2/lab/ghcr/manifests/v1")
+    assert response.headers["Docker-Content-Digest"] == digest
+    assert "ratelimit-limit" not in response.headers
