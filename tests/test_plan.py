@@ -9,6 +9,7 @@ from matrix.plan import Plan, PlannedPull, counted_gets, plan_pulls, tag_order
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 PLATFORMS = ("linux/amd64", "linux/arm64")
+CONFIG = Path(__file__).resolve().parents[1] / "pull-matrix.toml"
 ENGINES = [("docker", "29"), ("docker", "20.10")]
 
 
@@ -259,3 +260,44 @@ def test_plan_round_trips_through_json(tmp_path: Path) -> None:
 
     assert again == plan
     assert [p.reference for p in again.for_engine("29")] == ["docker.io/kivy/buildozer:latest"] * 2
+
+
+def test_plan_command_writes_and_lists_the_plan(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from matrix.cli import cli
+    from matrix.observations import write_shard
+
+    data = tmp_path / "data"
+    write_shard(probe_rows({"latest": 1, "1.0": 2}, remaining=9), data, "probe1")
+    write_shard(probe_rows({"latest": 1}, registry="quay.io"), data, "other-image")
+    runner = CliRunner()
+    plan_path = tmp_path / "plan.json"
+
+    made = runner.invoke(
+        cli,
+        [
+            "-q",
+            "plan",
+            "--config",
+            str(CONFIG),
+            "--data",
+            str(data),
+            "--engine",
+            "29",
+            "--out",
+            str(plan_path),
+        ],
+    )
+    listed = runner.invoke(cli, ["plan", "--from", str(plan_path), "--engine", "29", "--list"])
+
+    assert made.exit_code == 0, made.output
+    assert listed.exit_code == 0, listed.output
+    # 9 GETs remaining: four 2-GET pulls of the configured image, nothing of quay.io.
+    assert listed.output.splitlines() == [
+        "linux/amd64 docker.io/kivy/buildozer:latest",
+        "linux/arm64 docker.io/kivy/buildozer:latest",
+        "linux/amd64 docker.io/kivy/buildozer:1.0",
+        "linux/arm64 docker.io/kivy/buildozer:1.0",
+    ]
+    assert Plan.read(plan_path).available == {"docker.io": 9}
