@@ -18,8 +18,9 @@ A config file looks like `pull-matrix.toml` at the top of the repository::
     [registries."docker.io"]
     budget = 100                                    # counted manifest GETs per window
     window_hours = 6
-    username_env = "DOCKERHUB_USERNAME"             # names of environment variables, not values
-    password_env = "DOCKERHUB_TOKEN"
+    # Names of environment variables (not values), as `probe` reads credentials.
+    username_env = "PULL_MATRIX_USERNAME_DOCKER_IO"
+    password_env = "PULL_MATRIX_PASSWORD_DOCKER_IO"
 
 Every key is checked: an unknown key, a wrong type or a value that does not parse raises
 `ConfigError` naming the file and the key. Relative paths are relative to the config file.
@@ -175,11 +176,13 @@ def default_config() -> Config:
                 "docker.io",
                 budget=100,
                 window_hours=6.0,
-                username_env="DOCKERHUB_USERNAME",
-                password_env="DOCKERHUB_TOKEN",
+                username_env="PULL_MATRIX_USERNAME_DOCKER_IO",
+                password_env="PULL_MATRIX_PASSWORD_DOCKER_IO",
             ),
             "ghcr.io": RegistryConfig(
-                "ghcr.io", username_env="GHCR_USERNAME", password_env="GHCR_TOKEN"
+                "ghcr.io",
+                username_env="PULL_MATRIX_USERNAME_GHCR_IO",
+                password_env="PULL_MATRIX_PASSWORD_GHCR_IO",
             ),
         },
     )

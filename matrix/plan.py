@@ -191,8 +191,11 @@ def counted_gets(media_type: str, kind: str) -> int:
 
 
 def engine_matches(version: str, observed: str) -> bool:
-    """True when an observed engine version belongs to a configured one (`27` holds `27.5.1`)."""
-    return observed == version or observed.startswith(version + ".")
+    """True when an observed engine version belongs to a configured one: `27` holds `27.5.1`,
+    `20.10.24` holds the Debian build `20.10.24+dfsg1`."""
+    return observed == version or (
+        observed.startswith(version) and observed[len(version)] in ".+-~"
+    )
 
 
 def tag_order(tag: str, priority_tags: Sequence[str] = DEFAULT_PRIORITY_TAGS) -> tuple[Any, ...]:

@@ -88,8 +88,11 @@ def test_environment_variable_names_the_file(
 def test_credentials_come_from_the_named_variables_only() -> None:
     hub = default_config().registry("docker.io")
     assert hub.credentials({}) is None
-    assert hub.credentials({"DOCKERHUB_USERNAME": "someone"}) is None
-    environ = {"DOCKERHUB_USERNAME": "someone", "DOCKERHUB_TOKEN": "s3cret-value"}
+    assert hub.credentials({"PULL_MATRIX_USERNAME_DOCKER_IO": "someone"}) is None
+    environ = {
+        "PULL_MATRIX_USERNAME_DOCKER_IO": "someone",
+        "PULL_MATRIX_PASSWORD_DOCKER_IO": "s3cret-value",
+    }
     assert hub.credentials(environ) == ("someone", "s3cret-value")
     assert "s3cret-value" not in repr(default_config())
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from matrix.observations import Observation, to_frame
-from matrix.plan import Plan, PlannedPull, counted_gets, plan_pulls, tag_order
+from matrix.plan import Plan, PlannedPull, counted_gets, engine_matches, plan_pulls, tag_order
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -301,3 +301,12 @@ def test_plan_command_writes_and_lists_the_plan(tmp_path: Path) -> None:
         "linux/arm64 docker.io/kivy/buildozer:1.0",
     ]
     assert Plan.read(plan_path).available == {"docker.io": 9}
+
+
+def test_engine_versions_match_by_series_and_debian_build() -> None:
+    assert engine_matches("27", "27.5.1")
+    assert engine_matches("20.10.24", "20.10.24+dfsg1")
+    assert engine_matches("26.1", "26.1.5")
+    assert not engine_matches("2", "20.10.5")
+    assert not engine_matches("26.1", "26.10.0")
+    assert not engine_matches("20.10.2", "20.10.24")
