@@ -184,7 +184,7 @@ class SampleWriter:
                 else "image"
             )
         )
-        details = self._details(tag, kind)
+        details = self._details(tag, kind, digest)
         common = {
             "run_id": day.run_id,
             "registry": registry,
@@ -238,7 +238,8 @@ class SampleWriter:
         major = int(engine.split(".")[0])
         if cache:
             verdict, cause = "not-an-image", CACHE_CAUSE
-            if major < 23:
+            predicted = "no-platform-match" if engine_tuple(engine) < (26, 1) else "registry-error"
+            if engine_tuple(engine) < (26, 1):
                 error_class = "no-platform-match"
                 message = MESSAGES["no-platform-match"].format(platform=platform)
             else:
@@ -265,34 +266,67 @@ class SampleWriter:
             message=message,
             cause=cause,
             predicted=predicted,
-            finding="" if verdict == predicted else "unexpected",
+            finding="" if (error_class if outcome != "ok" else "ok") == predicted else "unexpected",
             http_status=status,
             duration_s=round(5 + 20 * (int(_digest(tag.name)[-2:], 16) % 7) / 7, 1),
             bytes=None if outcome != "ok" else 700_000_000,
         )
 
     @staticmethod
-    def _details(tag: SampleTag, kind: str) -> str:
+    def _details(tag: SampleTag, kind: str, digest: str) -> str:
+        """The format analysis as `matrix.analysis.Analysis.summary()` writes it."""
+        analysis: dict[str, object] = {
+            "kind": kind,
+            "media_type": MEDIA_TYPES[kind],
+            "digest": digest,
+            "size": 1_234,
+        }
         if kind == "not-an-image":
-            analysis: dict[str, object] = {
-                "kind": kind,
-                "entries": [
-                    {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip"},
-                    {"mediaType": "application/vnd.buildkit.cacheconfig.v0"},
-                ],
-                "reason": "no entry is an image manifest",
-            }
+            analysis["platforms"] = []
+            analysis["attestations"] = []
+            analysis["children"] = [
+                {
+                    "digest": _digest(digest, "layer"),
+                    "platform": "",
+                    "role": "blob",
+                    "media_type": "application/vnd.oci.image.layer.v1.tar+gzip",
+                },
+                {
+                    "digest": _digest(digest, "config"),
+                    "platform": "",
+                    "role": "blob",
+                    "media_type": "application/vnd.buildkit.cacheconfig.v0",
+                },
+            ]
+            analysis["reason"] = "the index lists no image manifest, only a build-cache export"
+        elif kind == "index":
+            analysis["platforms"] = _platforms(tag.shape)
+            analysis["attestations"] = []
+            analysis["children"] = [
+                {
+                    "digest": _digest(digest, platform),
+                    "platform": platform,
+                    "role": "image",
+                    "media_type": "application/vnd.oci.image.manifest.v1+json",
+                }
+                for platform in _platforms(tag.shape)
+            ]
         else:
             compression = "zstd" if tag.shape.startswith("zstd") else "gzip"
-            analysis = {
-                "kind": kind,
-                "platforms": _platforms(tag.shape),
-                "layers": 14,
-                "compression": [compression],
-                "size": 712_345_678,
-                "schema": 1 if kind == "schema1" else 2,
-            }
+            analysis.update(
+                {
+                    "platform": "linux/amd64",
+                    "layers": 14,
+                    "compressions": [compression],
+                    "config_media_type": "application/vnd.docker.container.image.v1+json",
+                    "image_size": 712_345_678,
+                }
+            )
         return json.dumps(analysis, separators=(",", ":"), sort_keys=True)
+
+
+def engine_tuple(engine: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in engine.split("+")[0].split(".")[:2])
 
 
 def _iso(moment: datetime) -> str:

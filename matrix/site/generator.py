@@ -1,0 +1,691 @@
+"""The generated part of the site: which pages exist, what each shows, and the standalone files.
+
+MkDocs renders a handful of pages (home, one matrix per image, engines, finder, runbook,
+history, data). Everything that grows with the number of tags is written as small standalone
+files next to them (one HTML page per tag, badges, data downloads, the feed), so the site stays
+fast to build and small on disk with thousands of tags: a Material page repeats the whole
+navigation, a standalone tag page does not.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import json
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from matrix.classify import ErrorClass, export_rules
+from matrix.incidents import FAILING, HEALTHY
+from matrix.observations import COLUMNS
+from matrix.site import render as r
+from matrix.site.model import (
+    GENERATED_BY,
+    Cell,
+    Image,
+    SiteData,
+    _cell,
+    alternatives,
+    engine_key,
+    failing_now,
+    parse_details,
+)
+from matrix.site.versions import slug, tag_sort_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Page:
+    """A generated MkDocs page: its source path, navigation title and how to render its body."""
+
+    src_uri: str
+    title: str
+    template: str
+    context: Callable[[], dict[str, Any]]
+    search: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def markdown(self) -> str:
+        """The page's Markdown: front matter only; the body is rendered HTML put in by the hook."""
+        lines = ["---", f"title: {json.dumps(r.safe_title(self.title))}"]
+        if not self.search:
+            lines += ["search:", "  exclude: true"]
+        lines += ["---", "", "<!-- pull-matrix:generated -->", ""]
+        return "\n".join(lines)
+
+    def body(self, root: str) -> str:
+        return r.render(self.template, root=root, **self.context())
+
+
+# --------------------------------------------------------------------------- pages and nav
+
+
+def pages(data: SiteData) -> list[Page]:
+    result = [
+        Page("index.md", "Home", "home.html", lambda: home_context(data)),
+        Page(
+            "finder.md",
+            "Finder",
+            "finder.html",
+            lambda: {"data": data, "finder": finder_data(data)},
+        ),
+        Page("runbook.md", "Runbook", "runbook.html", lambda: runbook_context(data), search=False),
+        Page("history.md", "History", "history.html", lambda: history_context(data)),
+        Page("data.md", "Data", "data.html", lambda: data_context(data)),
+        Page("engines/index.md", "Engines", "engines.html", lambda: engines_context(data)),
+    ]
+    for image in data.images:
+        result.append(
+            Page(
+                f"matrix/{image.slug}.md",
+                image.name,
+                "matrix.html",
+                _bind(lambda image: {"data": data, "image": image}, image),
+                search=False,
+            )
+        )
+    for version in data.engines:
+        result.append(
+            Page(
+                f"engines/{slug(version)}.md",
+                version,
+                "engine.html",
+                _bind(lambda version: engine_context(data, version), version),
+                search=False,
+            )
+        )
+    return result
+
+
+def _bind(function: Callable[[Any], dict[str, Any]], value: Any) -> Callable[[], dict[str, Any]]:
+    return lambda: function(value)
+
+
+def nav(data: SiteData, handwritten: list[str]) -> list[Any]:
+    """The navigation: a few fixed entries, one matrix per image, one page per engine version."""
+    by_uri = {page.src_uri: page for page in pages(data)}
+    matrices = [
+        {r.safe_title(by_uri[f"matrix/{i.slug}.md"].title): f"matrix/{i.slug}.md"}
+        for i in data.images
+    ]
+    engines: list[Any] = ["engines/index.md"]
+    engines += [{r.safe_title(v): f"engines/{slug(v)}.md"} for v in data.engines]
+    entries: list[Any] = [{"Home": "index.md"}]
+    if matrices:
+        entries.append({"Matrix": matrices})
+    entries += [
+        {"Finder": "finder.md"},
+        {"Runbook": "runbook.md"},
+        {"Engines": engines},
+        {"History": "history.md"},
+        {"Data": "data.md"},
+    ]
+    entries += [{_handwritten_title(path): path} for path in handwritten]
+    return entries
+
+
+def _handwritten_title(path: str) -> str:
+    return Path(path).stem.replace("-", " ").capitalize()
+
+
+# --------------------------------------------------------------------------- page contexts
+
+
+def _status_rows(data: SiteData) -> list[dict[str, Any]]:
+    slugs = {image.name: image.slug for image in data.images}
+    rows = []
+    for row in data.status.itertuples():
+        rows.append(
+            {
+                "registry": row.registry,
+                "repository": row.repository,
+                "status": row.status,
+                "since": row.since,
+                "last_run": row.last_run,
+                "failing_tags": sorted(row.failing_tags, key=tag_sort_key),
+                "image_slug": slugs.get(row.repository, slug(row.repository)),
+            }
+        )
+    return rows
+
+
+def _incident_rows(data: SiteData) -> list[dict[str, Any]]:
+    rows = data.incidents.to_dict("records")
+    for row in rows:
+        row["tags"] = sorted(row["tags"], key=tag_sort_key)
+    return rows
+
+
+def home_context(data: SiteData) -> dict[str, Any]:
+    return {
+        "data": data,
+        "status": _status_rows(data),
+        "failures": failing_now(data),
+        "incidents": _incident_rows(data),
+    }
+
+
+def history_context(data: SiteData) -> dict[str, Any]:
+    charts = []
+    for (registry, repository), group in data.pass_rate.groupby(["registry", "repository"]):
+        points = [(row.day, row.rate, row.health) for row in group.itertuples()]
+        location = f"{registry}/{repository}"
+        charts.append(
+            {
+                "location": location,
+                "svg": r.chart_svg(points, f"Daily pass rate of pulls from {location}"),
+                "days": len(points),
+                "attempts": int(group["attempts"].sum()),
+            }
+        )
+    return {"data": data, "charts": charts, "incidents": _incident_rows(data)}
+
+
+def _engine_counts(data: SiteData) -> dict[str, dict[str, tuple[int, int]]]:
+    counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    pulls = data.pulls
+    if pulls.empty:
+        return counts
+    grouped = pulls.groupby(["client_version", "registry", "repository", "platform"])
+    for (version, registry, repository, platform), group in grouped:
+        column = f"{registry}/{repository} {platform}"
+        ok = int((group["verdict"] == "ok").sum())
+        counts[version][column] = (ok, len(group))
+    return counts
+
+
+def engines_context(data: SiteData) -> dict[str, Any]:
+    counts = _engine_counts(data)
+    columns = sorted({column for per in counts.values() for column in per})
+    engines = [{"version": v, "counts": counts.get(v, {})} for v in data.engines]
+    return {"data": data, "engines": engines, "columns": columns}
+
+
+def capability_rows(version: str | None = None) -> list[dict[str, Any]]:
+    """The capability table as rows, with `supported` for `version`; [] when it is not there."""
+    try:
+        module = importlib.import_module("matrix.capabilities")
+        table = module.CAPABILITIES
+    except (ImportError, AttributeError) as exc:
+        log.info("no capability table: %s", exc)
+        return []
+    rows = []
+    for cap in table:
+        row = {
+            "feature": cap.feature,
+            "since": cap.since,
+            "until": cap.until,
+            "symptom": str(cap.symptom),
+            "source": cap.source,
+            "note": cap.note,
+            "supported": True,
+        }
+        if version is not None:
+            try:
+                row["supported"] = bool(module.supports(cap.feature, version))
+            except Exception as exc:  # a table row this code cannot evaluate is shown as unknown
+                log.warning("capability %s for %s: %s", cap.feature, version, exc)
+        rows.append(row)
+    return rows
+
+
+def engine_context(data: SiteData, version: str) -> dict[str, Any]:
+    sections = []
+    for image in data.images:
+        for block in image.blocks:
+            index = block.engines.index(version) if version in block.engines else -1
+            if index < 0:
+                continue
+            tested = [(row.tag, row.cells[index]) for row in block.rows if row.cells[index]]
+            sections.append(
+                {
+                    "registry": block.registry,
+                    "image": image.name,
+                    "image_slug": image.slug,
+                    "platform": block.platform,
+                    "total": len(tested),
+                    "ok": [tag for tag, c in tested if c is not None and c.ok],
+                    "failed": [(tag, c) for tag, c in tested if c is not None and not c.ok],
+                }
+            )
+    return {
+        "data": data,
+        "engine": {"version": version, "sections": sections},
+        "capabilities": capability_rows(version),
+    }
+
+
+def finder_data(data: SiteData) -> dict[str, Any]:
+    """What the finder needs, compactly: per block and engine, one class index per tag."""
+    classes = sorted({str(c) for c in ErrorClass} | set(data.pulls.get("verdict", [])))
+    code = {name: index for index, name in enumerate(classes)}
+    images = []
+    for image in data.images:
+        position = {tag: index for index, tag in enumerate(image.tags)}
+        blocks = []
+        for block in image.blocks:
+            verdicts = [[-1] * len(image.tags) for _ in block.engines]
+            for row in block.rows:
+                for engine_index, c in enumerate(row.cells):
+                    if c is not None:
+                        verdicts[engine_index][position[row.tag]] = code[c.verdict]
+            blocks.append(
+                {
+                    "registry": block.registry,
+                    "repository": block.repository,
+                    "platform": block.platform,
+                    "engines": block.engines,
+                    "verdicts": verdicts,
+                }
+            )
+        images.append(
+            {
+                "name": image.name,
+                "slug": image.slug,
+                "tags": image.tags,
+                "tagSlugs": [slug(tag) for tag in image.tags],
+                "blocks": blocks,
+            }
+        )
+    capabilities = [{k: v for k, v in row.items() if k != "supported"} for row in capability_rows()]
+    return {
+        "classes": classes,
+        "titles": {name: r.class_title(name) for name in classes},
+        "engines": [{"version": v, "key": engine_key(v), "slug": slug(v)} for v in data.engines],
+        "images": images,
+        "capabilities": capabilities,
+        "last_run": data.last_run,
+    }
+
+
+def runbook_context(data: SiteData) -> dict[str, Any]:
+    seen: dict[str, dict[str, Any]] = {}
+    pulls = data.pulls
+    failed = pulls[pulls["verdict"] != "ok"] if not pulls.empty else pulls
+    for verdict, group in failed.groupby("verdict") if not failed.empty else []:
+        locations = {
+            f"{registry}/{repository}": sorted(set(sub["tag"]), key=tag_sort_key)
+            for (registry, repository), sub in group.groupby(["registry", "repository"])
+        }
+        seen[str(verdict)] = {"cells": len(group), "locations": locations}
+    engines = []
+    for version in data.engines:
+        own = pulls[pulls["client_version"] == version]
+        failures = Counter(own[own["verdict"] != "ok"]["verdict"])
+        engines.append(
+            {
+                "version": version,
+                "ok": int((own["verdict"] == "ok").sum()),
+                "total": len(own),
+                "failures": sorted(failures.items()),
+            }
+        )
+    good = data.last_known_good.copy()
+    if not good.empty:
+        good["order"] = good["tag"].map(tag_sort_key)
+        good = good.sort_values(["repository", "order", "registry"]).drop(columns="order")
+    failures = failing_now(data)
+    return {
+        "data": data,
+        "status": _status_rows(data),
+        "failures": failures,
+        "engines": engines,
+        "seen_by_class": seen,
+        "good": good.to_dict("records"),
+        "rules": export_rules(),
+        "runbook": {
+            "healthy": [
+                f"{s['registry']}/{s['repository']}"
+                for s in _status_rows(data)
+                if s["status"] == HEALTHY
+            ],
+            "seen": seen,
+            "failing": [
+                {
+                    "location": f"{f.registry}/{f.repository}",
+                    "tag": f.tag,
+                    "verdict": f.verdict,
+                    "symptoms": _symptoms(data, f.registry, f.repository, f.tag),
+                    "alternatives": [a.command for a in f.alternatives],
+                }
+                for f in failures
+            ],
+        },
+    }
+
+
+def _symptoms(data: SiteData, registry: str, repository: str, tag: str) -> list[str]:
+    """The classes of the engines' messages for a tag: what a user of the tag has seen."""
+    pulls = data.pulls
+    own = pulls[
+        (pulls["registry"] == registry)
+        & (pulls["repository"] == repository)
+        & (pulls["tag"] == tag)
+    ]
+    return sorted(set(own["error_class"]) - {"", "ok"})
+
+
+def data_context(data: SiteData) -> dict[str, Any]:
+    schema = json_schema()
+    columns = list(schema["$defs"]["observation"]["properties"].items())
+    badges = []
+    for image in data.images[:1]:
+        badges.append(f"badges/{image.slug}.svg")
+        for registry, _ in image.locations:
+            badges.append(f"badges/{image.slug}/{slug(registry)}.svg")
+            if image.tags:
+                badges.append(f"badges/{image.slug}/{slug(registry)}/{slug(image.tags[0])}.svg")
+    return {"data": data, "files": DATA_FILES, "columns": columns, "badges": badges}
+
+
+DATA_FILES = [
+    {"path": "data/observations.csv.gz", "about": "Every observation (gzip-compressed CSV)."},
+    {"path": "data/observations.json.gz", "about": "Every observation (gzip-compressed JSON)."},
+    {"path": "data/matrix.csv", "about": "The latest observation of every cell: the matrix."},
+    {"path": "data/matrix.json", "about": "The latest matrix as JSON."},
+    {"path": "data/last-known-good.csv", "about": "The last digest of each tag that pulled."},
+    {"path": "data/last-known-good.json", "about": "The same as JSON."},
+    {"path": "data/incidents.json", "about": "Every incident with start and end."},
+    {"path": "data/schema.json", "about": "JSON Schema of the JSON files above."},
+    {"path": "feed.xml", "about": "Atom feed of incidents."},
+]
+
+
+# --------------------------------------------------------------------------- standalone files
+
+_DESCRIPTIONS = {
+    "run_id": "The run that made the observation: UTC start time plus a random suffix.",
+    "observed_at": "When the attempt finished (UTC, ISO 8601).",
+    "registry": "The registry, as people write it (docker.io, ghcr.io, host:port).",
+    "repository": "The repository on the registry, e.g. kivy/buildozer.",
+    "tag": "The tag as the registry lists it.",
+    "platform": "os/architecture[/variant] asked for.",
+    "client": "`probe` for the registry-side check, `docker` for an engine pull.",
+    "client_version": "The engine version as `docker version` prints it; empty for probes.",
+    "method": "`probe` or `pull`.",
+    "digest": "The manifest digest the tag pointed at.",
+    "outcome": "`ok`, `fail` (the pull failed) or `error` (the harness failed).",
+    "error_class": "The class of the symptom (the engine's or registry's message).",
+    "http_status": "HTTP status of the registry's answer, when known.",
+    "message": "The engine's or registry's message, as it was.",
+    "duration_s": "Seconds the attempt took.",
+    "bytes": "Bytes downloaded.",
+    "verdict": "What the matrix shows: `ok` or the class of the explained cause.",
+    "cause": "The explained cause in words.",
+    "predicted": "The class the capability table predicted for this engine.",
+    "finding": "Set when the observation contradicts the prediction.",
+    "platform_digest": "Digest of the platform's manifest inside an index.",
+    "kind": "What the tag points at: image, index, schema1, not-an-image.",
+    "media_type": "Media type of the tag's manifest.",
+    "ratelimit_limit": "The registry's pull limit, when it said.",
+    "ratelimit_remaining": "Pulls left in the window, when it said.",
+    "ratelimit_source": "Where the limit came from (headers of which request).",
+    "details": "Compact JSON of the format analysis (probe rows).",
+}
+_NUMERIC_COLUMNS = {"http_status", "duration_s", "bytes", "ratelimit_limit", "ratelimit_remaining"}
+
+
+def json_schema() -> dict[str, Any]:
+    observation = {
+        "type": "object",
+        "required": list(COLUMNS),
+        "additionalProperties": False,
+        "properties": {
+            name: {
+                "type": ["number", "null"] if name in _NUMERIC_COLUMNS else "string",
+                "description": _DESCRIPTIONS.get(name, ""),
+            }
+            for name in COLUMNS
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "data/schema.json",
+        "title": "pull-matrix data",
+        "description": "observations.json.gz and matrix.json: generated_by and rows",
+        "type": "object",
+        "required": ["generated_by", "rows"],
+        "properties": {
+            "generated_by": {"type": "string"},
+            "rows": {"type": "array", "items": {"$ref": "#/$defs/observation"}},
+        },
+        "$defs": {"observation": observation},
+    }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    clean = frame[list(COLUMNS)].astype(object).where(frame[list(COLUMNS)].notna(), None)
+    return clean.to_dict("records")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sorted_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = ["repository", "registry", "tag", "platform", "client", "client_version", "observed_at"]
+    return frame.sort_values([*keys, "run_id"], kind="stable")
+
+
+def write_data(data: SiteData, out: Path) -> None:
+    directory = out / "data"
+    directory.mkdir(parents=True, exist_ok=True)
+    frame = _sorted_frame(data.frame)
+    latest_cells = _sorted_frame(pd.concat([data.probes, data.pulls], ignore_index=True))
+    # mtime=0 keeps the compressed files identical from build to build.
+    with gzip.GzipFile(directory / "observations.csv.gz", "wb", mtime=0) as stream:
+        stream.write(frame.to_csv(index=False).encode())
+    with gzip.GzipFile(directory / "observations.json.gz", "wb", mtime=0) as stream:
+        stream.write(_json({"generated_by": GENERATED_BY, "rows": _records(frame)}).encode())
+    latest_cells.to_csv(directory / "matrix.csv", index=False)
+    (directory / "matrix.json").write_text(
+        _json({"generated_by": GENERATED_BY, "rows": _records(latest_cells)}), encoding="utf-8"
+    )
+    good = data.last_known_good
+    good.to_csv(directory / "last-known-good.csv", index=False)
+    (directory / "last-known-good.json").write_text(
+        _json({"generated_by": GENERATED_BY, "rows": good.to_dict("records")}), encoding="utf-8"
+    )
+    incidents = [dict(row, tags=list(row["tags"])) for row in data.incidents.to_dict("records")]
+    (directory / "incidents.json").write_text(
+        _json({"generated_by": GENERATED_BY, "incidents": incidents}), encoding="utf-8"
+    )
+    (directory / "schema.json").write_text(
+        json.dumps(json_schema(), indent=1, sort_keys=True), encoding="utf-8"
+    )
+
+
+def write_feed(data: SiteData, out: Path, site_url: str = "") -> None:
+    entries = []
+    for row in data.incidents.to_dict("records"):
+        tags = sorted(row["tags"], key=tag_sort_key)
+        named = ", ".join(tags[:3]) + (f" and {len(tags) - 3} more" if len(tags) > 3 else "")
+        state = f"ended {row['end']}" if row["end"] else "open"
+        location = f"{row['registry']}/{row['repository']}"
+        entries.append(
+            {
+                "id": f"urn:pull-matrix:incident:{slug(location)}:{slug(row['verdict'])}:"
+                f"{row['start']}:{slug(','.join(tags))}",
+                "title": f"{location}: {named}: {row['verdict']} ({state})",
+                "updated": row["end"] or row["last_seen"],
+                "start": row["start"],
+                "link": "history/#incidents",
+                "summary": f"{r.class_title(row['verdict'])} from {row['start']} "
+                f"({state}). {row['cause'] or row['message']}",
+            }
+        )
+    updated = max([e["updated"] for e in entries], default=data.last_run or "1970-01-01T00:00:00Z")
+    text = r.render(
+        "feed.xml",
+        title="pull-matrix incidents",
+        feed_id="urn:pull-matrix:incidents",
+        updated=updated,
+        site_url=site_url,
+        entries=entries,
+    )
+    (out / "feed.xml").write_text(text, encoding="utf-8")
+
+
+def _badge_colour(status: str) -> str:
+    return r._STATUS_COLOURS.get(status, "#777")
+
+
+def write_badges(data: SiteData, out: Path) -> None:
+    tag_status = {
+        (row.registry, row.repository, row.tag): row for row in data.tag_status.itertuples()
+    }
+    status = {(row.registry, row.repository): row for row in data.status.itertuples()}
+    for image in data.images:
+        directory = out / "badges" / image.slug
+        directory.mkdir(parents=True, exist_ok=True)
+        worst = _worst([status[loc].status for loc in image.locations if loc in status])
+        (out / "badges" / f"{image.slug}.svg").write_text(
+            r.badge_svg(image.name, worst, _badge_colour(worst)), encoding="utf-8"
+        )
+        for registry, repository in image.locations:
+            value = (
+                status[(registry, repository)].status
+                if (registry, repository) in status
+                else "unknown"
+            )
+            (directory / f"{slug(registry)}.svg").write_text(
+                r.badge_svg(registry, value, _badge_colour(value)), encoding="utf-8"
+            )
+            tag_dir = directory / slug(registry)
+            tag_dir.mkdir(exist_ok=True)
+            for tag in image.tags:
+                row = tag_status.get((registry, repository, tag))
+                if row is None:
+                    message, colour = "not tested", "#777"
+                elif row.status == HEALTHY:
+                    message, colour = "pulls", _badge_colour(HEALTHY)
+                else:
+                    message, colour = row.verdict, _badge_colour(FAILING)
+                (tag_dir / f"{slug(tag)}.svg").write_text(
+                    r.badge_svg(f"{registry} {tag}", message, colour), encoding="utf-8"
+                )
+
+
+def _worst(statuses: list[str]) -> str:
+    for value in ("failing", "degraded", "healthy"):
+        if value in statuses:
+            return value
+    return "unknown"
+
+
+def write_tag_pages(data: SiteData, out: Path) -> int:
+    """One standalone HTML page per tag of each image; returns how many were written."""
+    template = r.environment().get_template("tag.html")
+    pulls = dict(tuple(data.pulls.groupby(["repository", "tag"]))) if not data.pulls.empty else {}
+    probes = (
+        dict(tuple(data.probes.groupby(["repository", "tag"]))) if not data.probes.empty else {}
+    )
+    history = (
+        dict(tuple(data.changes.groupby(["repository", "tag"]))) if not data.changes.empty else {}
+    )
+    statuses = {
+        (row.registry, row.repository, row.tag): row for row in data.tag_status.itertuples()
+    }
+    empty = data.frame.iloc[0:0]
+    written = 0
+    for image in data.images:
+        directory = out / "tags" / image.slug
+        directory.mkdir(parents=True, exist_ok=True)
+        for tag in image.tags:
+            key = (image.name, tag)
+            context = _tag_context(
+                data,
+                image,
+                tag,
+                pulls.get(key, empty),
+                probes.get(key, empty),
+                history.get(key, empty),
+                statuses,
+            )
+            text = template.render(root="../../", **context)
+            (directory / f"{slug(tag)}.html").write_text(text, encoding="utf-8")
+            written += 1
+    return written
+
+
+def _tag_context(
+    data: SiteData,
+    image: Image,
+    tag: str,
+    pulls: pd.DataFrame,
+    probes: pd.DataFrame,
+    history: pd.DataFrame,
+    statuses: dict[tuple[str, str, str], Any],
+) -> dict[str, Any]:
+    sections = []
+    for registry, repository in image.locations:
+        own_probes = probes[probes["registry"] == registry].sort_values("platform")
+        own_pulls = pulls[pulls["registry"] == registry]
+        status = statuses.get((registry, repository, tag))
+        digest = ""
+        if len(own_probes):
+            digest = str(own_probes.sort_values("observed_at")["digest"].iloc[-1])
+        elif len(own_pulls):
+            digest = str(own_pulls.sort_values("observed_at")["digest"].iloc[-1])
+        probe_rows = [
+            (row.platform, _cell(row), parse_details(row.details))
+            for row in own_probes.itertuples()
+        ]
+        first = probe_rows[0][2] if probe_rows else {}
+        pull_rows: list[tuple[str, list[tuple[str, Cell]]]] = []
+        for platform, group in own_pulls.groupby("platform", sort=True):
+            cells = {row.client_version: _cell(row) for row in group.itertuples()}
+            pull_rows.append((str(platform), [(v, cells[v]) for v in image.engines if v in cells]))
+        ok_count = int((own_pulls["verdict"] == "ok").sum())
+        if status is None and not len(own_probes) and not len(own_pulls):
+            continue
+        sections.append(
+            {
+                "registry": registry,
+                "repository": repository,
+                "status": status,
+                "digest": digest,
+                "kind": own_probes["kind"].iloc[0] if len(own_probes) else "",
+                "media_type": own_probes["media_type"].iloc[0] if len(own_probes) else "",
+                "platforms": first.get("platforms")
+                or (
+                    [first["platform"]]
+                    if first.get("platform")
+                    else sorted(set(own_pulls["platform"]))
+                ),
+                "size": first.get("image_size") or first.get("size"),
+                "probes": probe_rows,
+                "pulls": pull_rows,
+                "ok_count": ok_count,
+                "pull_count": len(own_pulls),
+                "pullable": bool(digest) and status is not None and status.status == HEALTHY,
+                "alternatives": alternatives(data, registry, repository, tag),
+            }
+        )
+    changes = history.iloc[::-1].to_dict("records") if len(history) else []
+    return {
+        "data": data,
+        "image": image,
+        "tag": tag,
+        "sections": sections,
+        "history": changes,
+        "drift": image.drift.get(tag, {}),
+    }
+
+
+def write_standalone(data: SiteData, out: Path, site_url: str = "") -> None:
+    """Tag pages, data downloads, badges and the feed, into the built site at `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    count = write_tag_pages(data, out)
+    write_data(data, out)
+    write_badges(data, out)
+    write_feed(data, out, site_url)
+    log.info("wrote %d tag pages, data, badges and feed to %s", count, out)

@@ -1,0 +1,98 @@
+"""MkDocs hooks that add the generated pages to a build, in memory.
+
+`on_config` loads the observation tables once and sets the navigation; `on_files` adds one
+Markdown file per generated page plus the site's JavaScript and CSS; `on_page_content` puts the
+rendered HTML body in place of a generated page's placeholder; `on_post_build` writes the
+standalone files (tag pages, data, badges, feed).
+
+The data directory is `$PULL_MATRIX_DATA`, else `extra.pull_matrix.data` in mkdocs.yml (relative
+to that file), else `./data`. Without observations every page says "not published (yet?)".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page as MkDocsPage
+
+from matrix.errors import MatrixError
+from matrix.site import generator, model
+
+log = logging.getLogger("mkdocs.plugins.pull_matrix")
+
+DATA_ENV = "PULL_MATRIX_DATA"
+STATIC = ("pull-matrix.js", "pull-matrix.css")
+
+_state: dict[str, Any] = {}
+
+
+def data_dir(config: MkDocsConfig) -> Path:
+    """Where the observation shards are, from the environment or mkdocs.yml."""
+    configured = os.environ.get(DATA_ENV)
+    if not configured:
+        extra = config.extra.get("pull_matrix") or {}
+        if not isinstance(extra, dict):
+            raise PluginError("extra.pull_matrix in mkdocs.yml must be a mapping")
+        configured = str(extra.get("data") or "data")
+    path = Path(configured)
+    if not path.is_absolute():
+        path = Path(config.config_file_path or ".").resolve().parent / path
+    return path
+
+
+def _handwritten(config: MkDocsConfig) -> list[str]:
+    docs = Path(config.docs_dir)
+    found = sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.md"))
+    return [path for path in found if not path.startswith("generated/")]
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    source = data_dir(config)
+    try:
+        data = model.load_data(source)
+    except MatrixError as exc:
+        raise PluginError(f"cannot read observations under {source}: {exc}") from exc
+    if data.empty:
+        log.info("no observations under %s: the site says %r", source, model.NOT_PUBLISHED)
+    pages = generator.pages(data)
+    handwritten = _handwritten(config)
+    clash = sorted({page.src_uri for page in pages} & set(handwritten))
+    if clash:
+        raise PluginError(f"docs/ has files the site generates; remove them: {clash}")
+    _state.update(data=data, pages={page.src_uri: page for page in pages})
+    if not config.nav:
+        config.nav = generator.nav(data, handwritten)
+    return config
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    for page in _state["pages"].values():
+        files.append(File.generated(config, page.src_uri, content=page.markdown))
+    static = resources.files("matrix.site") / "static"
+    for name in STATIC:
+        content = (static / name).read_text(encoding="utf-8")
+        files.append(File.generated(config, f"assets/{name}", content=content))
+    return files
+
+
+def relative_root(url: str) -> str:
+    """The relative path from a page's URL to the site root: `matrix/x/` -> `../../`."""
+    return "../" * url.count("/") or "./"
+
+
+def on_page_content(html: str, page: MkDocsPage, config: MkDocsConfig, files: Files) -> str | None:
+    generated = _state["pages"].get(page.file.src_uri)
+    if generated is None:
+        return html
+    return generated.body(relative_root(page.url))
+
+
+def on_post_build(config: MkDocsConfig) -> None:
+    generator.write_standalone(_state["data"], Path(config.site_dir), config.site_url or "")

@@ -1,0 +1,381 @@
+"""What the site shows, derived once from the observation tables.
+
+Everything here is plain data in a stable order (images by name, registries by name, tags
+newest first, engines oldest first), so that two builds from the same data write the same
+files and a new run changes only what it observed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from matrix import incidents as health
+from matrix.classify import CLASS_INFO, ErrorClass
+from matrix.observations import CELL_KEY, last_known_good, latest, load, mirror_drift
+from matrix.site.versions import engine_sort_key, slug, sort_engines, sort_tags, version_tuple
+
+log = logging.getLogger(__name__)
+
+GENERATED_BY = "python -m matrix site"
+NOT_PUBLISHED = "not published (yet?)"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The latest observation of one tag, platform and client on one registry."""
+
+    verdict: str
+    error_class: str
+    message: str
+    cause: str
+    predicted: str
+    finding: str
+    digest: str
+    observed_at: str
+    kind: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "ok"
+
+    @property
+    def surprising(self) -> bool:
+        """The observation contradicts the capability table's prediction."""
+        return bool(self.finding) or bool(
+            self.predicted and self.error_class and self.predicted != self.error_class
+        )
+
+    @property
+    def title(self) -> str:
+        """The hover and focus text: the cause, then the engine's own message."""
+        parts = [self.verdict]
+        if self.cause:
+            parts.append(self.cause)
+        if self.message:
+            parts.append(f"engine said: {self.message}")
+        if self.predicted and self.predicted != self.error_class:
+            parts.append(f"predicted: {self.predicted}")
+        return " — ".join(parts)
+
+
+@dataclass
+class Row:
+    tag: str
+    probe: Cell | None
+    cells: list[Cell | None]
+    drift: bool = False
+
+    @property
+    def failing(self) -> bool:
+        cells = [*self.cells, self.probe]
+        return any(cell is not None and not cell.ok for cell in cells)
+
+
+@dataclass
+class Block:
+    """The matrix of one image on one registry for one platform."""
+
+    registry: str
+    repository: str
+    platform: str
+    engines: list[str]
+    rows: list[Row]
+
+    @property
+    def location(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+
+@dataclass
+class Image:
+    name: str
+    slug: str
+    locations: list[tuple[str, str]]
+    tags: list[str]
+    engines: list[str]
+    blocks: list[Block] = field(default_factory=list)
+    drift: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def tag_slug(self, tag: str) -> str:
+        return slug(tag)
+
+
+@dataclass
+class SiteData:
+    frame: pd.DataFrame
+    images: list[Image]
+    engines: list[str]
+    runs: pd.Series
+    status: pd.DataFrame
+    incidents: pd.DataFrame
+    tag_status: pd.DataFrame
+    pass_rate: pd.DataFrame
+    last_known_good: pd.DataFrame
+    pulls: pd.DataFrame
+    probes: pd.DataFrame
+    changes: pd.DataFrame
+
+    @property
+    def empty(self) -> bool:
+        return self.frame.empty
+
+    @property
+    def last_run(self) -> str:
+        return str(self.runs.max()) if len(self.runs) else ""
+
+    @property
+    def first_run(self) -> str:
+        return str(self.runs.min()) if len(self.runs) else ""
+
+    def image(self, name: str) -> Image:
+        for image in self.images:
+            if image.name == name:
+                return image
+        raise KeyError(name)
+
+
+def _cell(row: Any) -> Cell:
+    return Cell(
+        verdict=row.verdict or "unknown",
+        error_class=row.error_class,
+        message=row.message,
+        cause=row.cause,
+        predicted=row.predicted,
+        finding=row.finding,
+        digest=row.digest,
+        observed_at=row.observed_at,
+        kind=row.kind,
+    )
+
+
+def image_slugs(names: Iterable[str]) -> dict[str, str]:
+    """A readable slug per image name (`kivy/buildozer` -> `kivy-buildozer`), unique in the set."""
+    names = sorted(set(names))
+    plain = {name: name.replace("/", "-") for name in names}
+    taken = list(plain.values())
+    return {
+        name: text if slug(text) == text and taken.count(text) == 1 else slug(name)
+        for name, text in plain.items()
+    }
+
+
+def build(frame: pd.DataFrame) -> SiteData:
+    """Derive everything the pages show from an observation DataFrame."""
+    pulls = latest(frame, method="pull")
+    probes = latest(frame, method="probe")
+    runs = health.run_times(frame) if not frame.empty else pd.Series(dtype=str)
+    slugs = image_slugs(frame["repository"])
+    images = [_image(name, slugs[name], frame, pulls, probes) for name in sorted(slugs)]
+    engines = sort_engines(set(pulls["client_version"]) - {""}) if not pulls.empty else []
+    data = SiteData(
+        frame=frame,
+        images=images,
+        engines=engines,
+        runs=runs,
+        status=health.registry_status(frame),
+        incidents=health.incidents(frame),
+        tag_status=health.tag_status(frame),
+        pass_rate=health.pass_rate(frame),
+        last_known_good=last_known_good(frame),
+        pulls=pulls,
+        probes=probes,
+        changes=changes(frame),
+    )
+    log.info("site model: %d observations, %d images", len(frame), len(images))
+    return data
+
+
+def load_data(data_dir: Path | None) -> SiteData:
+    """The site model of every shard under `data_dir` (an empty model when there is none)."""
+    if data_dir is None or not Path(data_dir).exists():
+        from matrix.observations import to_frame
+
+        return build(to_frame([]))
+    return build(load([Path(data_dir)]))
+
+
+def _image(
+    name: str, image_slug: str, frame: pd.DataFrame, pulls: pd.DataFrame, probes: pd.DataFrame
+) -> Image:
+    own = frame[frame["repository"] == name]
+    locations = sorted({(r, name) for r in own["registry"]})
+    own_pulls = pulls[pulls["repository"] == name]
+    own_probes = probes[probes["repository"] == name]
+    tags = sort_tags(set(own["tag"]))
+    engines = sort_engines(set(own_pulls["client_version"]) - {""})
+    drift_frame = mirror_drift(own, {name: [f"{r}/{n}" for r, n in locations]})
+    drift = {
+        row["tag"]: {loc: row[loc] for loc in drift_frame.columns if loc not in ("image", "tag")}
+        for _, row in drift_frame.iterrows()
+    }
+    image = Image(name, image_slug, locations, tags, engines, drift=drift)
+    order = {tag: index for index, tag in enumerate(tags)}
+    for registry, _ in locations:
+        image.blocks.extend(_blocks(image, registry, own_pulls, own_probes, order))
+    return image
+
+
+def _blocks(
+    image: Image, registry: str, pulls: pd.DataFrame, probes: pd.DataFrame, order: dict[str, int]
+) -> list[Block]:
+    pulls = pulls[pulls["registry"] == registry]
+    probes = probes[probes["registry"] == registry]
+    platforms = sorted(set(pulls["platform"]) | set(probes["platform"]))
+    blocks = []
+    for platform in platforms:
+        cells = {
+            (row.tag, row.client_version): _cell(row)
+            for row in pulls[pulls["platform"] == platform].itertuples()
+        }
+        probe_cells = {
+            row.tag: _cell(row) for row in probes[probes["platform"] == platform].itertuples()
+        }
+        tags = sorted({tag for tag, _ in cells} | set(probe_cells), key=order.__getitem__)
+        rows = [
+            Row(
+                tag,
+                probe_cells.get(tag),
+                [cells.get((tag, engine)) for engine in image.engines],
+                drift=tag in image.drift,
+            )
+            for tag in tags
+        ]
+        blocks.append(Block(registry, image.name, platform, image.engines, rows))
+    return blocks
+
+
+def changes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The history worth showing: each cell's first observation and every change of its verdict
+    or digest, oldest first."""
+    if frame.empty:
+        return frame.assign(previous="")
+    ordered = frame.sort_values([*CELL_KEY, "observed_at", "run_id"], kind="stable")
+    state = ordered["verdict"] + "@" + ordered["digest"]
+    previous_state = ordered.assign(state=state).groupby(CELL_KEY, sort=False)["state"].shift()
+    changed = previous_state.isna() | (previous_state != state)
+    result = ordered[changed].copy()
+    result["previous"] = previous_state[changed].fillna("").str.split("@").str[0]
+    return result.sort_values(["observed_at", *CELL_KEY], kind="stable").reset_index(drop=True)
+
+
+def parse_details(text: str) -> dict[str, Any]:
+    """The format analysis kept on a probe row, or {} when it is missing or not a JSON object."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"unreadable analysis": text[:200]}
+    return value if isinstance(value, dict) else {"analysis": value}
+
+
+def class_title(verdict: str) -> str:
+    try:
+        return CLASS_INFO[ErrorClass(verdict)].title
+    except ValueError:
+        return verdict
+
+
+def engine_key(version: str) -> list[int]:
+    """The numeric part of an engine version as JSON-friendly data for the finder."""
+    return list(version_tuple(version)) or [0]
+
+
+def engine_order(versions: Iterable[str]) -> list[str]:
+    return sorted(set(versions), key=engine_sort_key)
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A digest to pull instead of a failing tag, and why it is a good one."""
+
+    registry: str
+    repository: str
+    tag: str
+    digest: str
+    why: str
+    observed_at: str
+
+    @property
+    def command(self) -> str:
+        return f"docker pull {self.registry}/{self.repository}@{self.digest}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A tag failing now on one registry, with what to pull instead."""
+
+    registry: str
+    repository: str
+    tag: str
+    verdict: str
+    since: str
+    message: str
+    cause: str
+    alternatives: list[Alternative]
+
+
+def current_digest(data: SiteData, registry: str, repository: str, tag: str) -> str:
+    probes = data.probes
+    rows = probes[
+        (probes["registry"] == registry)
+        & (probes["repository"] == repository)
+        & (probes["tag"] == tag)
+        & (probes["digest"] != "")
+    ]
+    return str(rows.sort_values("observed_at")["digest"].iloc[-1]) if len(rows) else ""
+
+
+def alternatives(data: SiteData, registry: str, repository: str, tag: str) -> list[Alternative]:
+    """The same tag on registries where it is healthy, then the last known good digest here."""
+    result = []
+    status = data.tag_status
+    healthy = status[
+        (status["repository"] == repository)
+        & (status["tag"] == tag)
+        & (status["registry"] != registry)
+        & (status["status"] == health.HEALTHY)
+    ]
+    for row in healthy.itertuples():
+        digest = current_digest(data, row.registry, repository, tag)
+        if digest:
+            why = f"the same tag on {row.registry}, healthy since {row.since}"
+            result.append(Alternative(row.registry, repository, tag, digest, why, row.last_run))
+    good = data.last_known_good
+    here = good[
+        (good["registry"] == registry) & (good["repository"] == repository) & (good["tag"] == tag)
+    ]
+    for row in here.itertuples():
+        why = f"the last digest of this tag that pulled from {registry}"
+        result.append(Alternative(registry, repository, tag, row.digest, why, row.observed_at))
+    return result
+
+
+def failing_now(data: SiteData, repository: str | None = None) -> list[Failure]:
+    """Tags whose latest run failed in a way that counts against the registry, newest first."""
+    status = data.tag_status
+    failing = status[status["status"] == health.FAILING]
+    if repository is not None:
+        failing = failing[failing["repository"] == repository]
+    failures = [
+        Failure(
+            row.registry,
+            row.repository,
+            row.tag,
+            row.verdict,
+            row.since,
+            row.message,
+            row.cause,
+            alternatives(data, row.registry, row.repository, row.tag),
+        )
+        for row in failing.itertuples()
+    ]
+    failures.sort(key=lambda f: (f.since, f.registry, f.tag), reverse=True)
+    return failures

@@ -1,0 +1,164 @@
+"""Jinja2 rendering for the site: page fragments, standalone tag pages, badges, charts, feed.
+
+Autoescaping is always on, whatever the template's extension: every string that comes from a
+registry or an engine (tag, digest, annotation, message, cause) is data and is escaped. JSON for
+the browser goes through the `tojson` filter, which escapes `<`, `>`, `&` and quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from matrix.classify import CLASS_INFO, ErrorClass
+from matrix.site.model import GENERATED_BY, NOT_PUBLISHED, class_title
+from matrix.site.versions import slug
+
+_KNOWN_CLASSES = {str(cls) for cls in ErrorClass}
+_STATUS_COLOURS = {"healthy": "#2e7d32", "degraded": "#b26a00", "failing": "#c62828"}
+
+
+def verdict_css(verdict: str) -> str:
+    """A CSS class for a verdict; verdicts outside the known classes share one class."""
+    return f"v-{verdict}" if verdict in _KNOWN_CLASSES else "v-unknown"
+
+
+def when(text: str) -> str:
+    """`2026-12-03T03:00:01Z` -> `2026-12-03 03:00 UTC`; other text unchanged."""
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def day(text: str) -> str:
+    return str(text)[:10]
+
+
+def short_digest(digest: str) -> str:
+    """`sha256:0123456789ab…` for display; the full digest stays in commands and titles."""
+    algorithm, _, value = str(digest).partition(":")
+    return f"{algorithm}:{value[:12]}…" if value else str(digest)
+
+
+def percent(value: float) -> str:
+    return f"{100 * float(value):.0f}%"
+
+
+def human_size(value: Any) -> str:
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(value)
+
+
+def display_value(value: Any) -> str:
+    """A value from the format analysis as readable text."""
+    if isinstance(value, list):
+        if all(isinstance(item, str | int | float) for item in value):
+            return ", ".join(str(item) for item in value) or "none"
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+_SAFE_TITLE = re.compile(r"[^A-Za-z0-9 ._:/+@-]")
+
+
+def safe_title(text: str) -> str:
+    """A page title for MkDocs navigation, which is rendered outside this module's templates."""
+    return _SAFE_TITLE.sub("", text)[:80] or "page"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("matrix.site", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        verdict_css=verdict_css,
+        when=when,
+        day=day,
+        short_digest=short_digest,
+        percent=percent,
+        human_size=human_size,
+        display_value=display_value,
+        slug=slug,
+        class_title=class_title,
+    )
+    env.globals.update(
+        GENERATED_BY=GENERATED_BY,
+        NOT_PUBLISHED=NOT_PUBLISHED,
+        CLASS_INFO={str(cls): info for cls, info in CLASS_INFO.items()},
+        STATUS_COLOURS=_STATUS_COLOURS,
+    )
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def chart_svg(points: list[tuple[str, float, float]], title: str) -> str:
+    """A small line chart of daily pass rate (`rate`) and health per day, as inline SVG.
+
+    `points` are (day, rate, health) with values from 0 to 1, oldest first.
+    """
+    width, height, left, bottom, top = 640, 180, 36, 24, 10
+    inner_w, inner_h = width - left - 8, height - bottom - top
+    count = max(1, len(points) - 1)
+
+    def xy(index: int, value: float) -> str:
+        x = left + inner_w * index / count
+        y = top + inner_h * (1 - value)
+        return f"{x:.1f},{y:.1f}"
+
+    rate = " ".join(xy(i, p[1]) for i, p in enumerate(points))
+    healthy = " ".join(xy(i, p[2]) for i, p in enumerate(points))
+    ticks = [(0, points[0][0]), (len(points) - 1, points[-1][0])] if points else []
+    return render(
+        "chart.svg",
+        title=title,
+        width=width,
+        height=height,
+        left=left,
+        top=top,
+        inner_w=inner_w,
+        inner_h=inner_h,
+        rate=rate,
+        healthy=healthy,
+        points=[(xy(i, p[1]), p) for i, p in enumerate(points)],
+        ticks=[(left + inner_w * i / count, label) for i, label in ticks],
+    )
+
+
+def badge_svg(label: str, message: str, colour: str) -> str:
+    """A flat badge: `label` on grey, `message` on `colour`; widths estimated from text length."""
+    label_w = 6 * len(label) + 12
+    message_w = 6 * len(message) + 12
+    return render(
+        "badge.svg",
+        label=label,
+        message=message,
+        colour=colour,
+        label_w=label_w,
+        message_w=message_w,
+        width=label_w + message_w,
+    )
