@@ -56,6 +56,7 @@ class Page:
     def markdown(self) -> str:
         """The page's Markdown: front matter only; the body is rendered HTML put in by the hook."""
         lines = ["---", f"title: {json.dumps(r.safe_title(self.title))}"]
+        lines += ["hide:", "  - toc"]
         if not self.search:
             lines += ["search:", "  exclude: true"]
         lines += ["---", "", "<!-- pull-matrix:generated -->", ""]
@@ -661,7 +662,8 @@ def _tag_context(
                     if first.get("platform")
                     else sorted(set(own_pulls["platform"]))
                 ),
-                "size": first.get("image_size") or first.get("size"),
+                "image_size": first.get("image_size"),
+                "size": first.get("size"),
                 "probes": probe_rows,
                 "pulls": pull_rows,
                 "ok_count": ok_count,

@@ -333,6 +333,10 @@ def current_digest(data: SiteData, registry: str, repository: str, tag: str) -> 
     return str(rows.sort_values("observed_at")["digest"].iloc[-1]) if len(rows) else ""
 
 
+def _when(text: str) -> str:
+    return str(text).replace("T", " ")[:16] + " UTC" if text else ""
+
+
 def alternatives(data: SiteData, registry: str, repository: str, tag: str) -> list[Alternative]:
     """The same tag on registries where it is healthy, then the last known good digest here."""
     result = []
@@ -346,14 +350,14 @@ def alternatives(data: SiteData, registry: str, repository: str, tag: str) -> li
     for row in healthy.itertuples():
         digest = current_digest(data, row.registry, repository, tag)
         if digest:
-            why = f"the same tag on {row.registry}, healthy since {row.since}"
+            why = f"the same tag on {row.registry}, where it pulls (since {_when(row.since)})"
             result.append(Alternative(row.registry, repository, tag, digest, why, row.last_run))
     good = data.last_known_good
     here = good[
         (good["registry"] == registry) & (good["repository"] == repository) & (good["tag"] == tag)
     ]
     for row in here.itertuples():
-        why = f"the last digest of this tag that pulled from {registry}"
+        why = f"the last digest of this tag that pulled from {registry} ({_when(row.observed_at)})"
         result.append(Alternative(registry, repository, tag, row.digest, why, row.observed_at))
     return result
 

@@ -150,7 +150,7 @@ class SampleWriter:
         self.rate_limit_day = days // 2
         self.drift_day = int(days * 0.8)
         releases = [tag for tag in tags if tag.name not in MOVING_TAGS]
-        self.drift_tag = releases[len(releases) // 2].name if releases else ""
+        self.drift_tag = releases[-3].name if len(releases) >= 3 else ""
 
     def digest(self, tag: SampleTag, registry: str, day: int) -> str:
         if tag.name == "latest" and registry == "docker.io" and day >= self.incident_day:

@@ -136,7 +136,12 @@
       wrap.appendChild(link);
       if (i < Math.min(tags.length, limit) - 1) wrap.appendChild(document.createTextNode(" "));
     });
-    if (tags.length > limit) wrap.appendChild(el("span", " and " + (tags.length - limit) + " more"));
+    if (tags.length > limit) {
+      var rest = el("details");
+      rest.appendChild(el("summary", "and " + (tags.length - limit) + " more"));
+      rest.appendChild(tagList(tags.slice(limit), slugs, root, imageSlug, tags.length));
+      wrap.appendChild(rest);
+    }
     return wrap;
   }
 
