@@ -98,7 +98,10 @@ def command(
     run = prober.run
     written = _write(run, out, data_dir)
     if not is_quiet(ctx):
-        Console().print(summary_table(run, platforms))
+        output = Console()
+        if not output.is_terminal:
+            output = Console(width=200)
+        output.print(summary_table(run, platforms))
         for repository, reason in run.incomplete.items():
             click.echo(f"warning: tag list of {repository} is incomplete: {reason}", err=True)
     click.echo(f"wrote {len(run.observations)} observations to {written}", err=True)

@@ -71,11 +71,20 @@ def verdict_table(frame: pd.DataFrame, with_predictions: bool = True) -> Table:
     pulls = frame[frame["method"] == "pull"]
     columns = engine_columns(pulls, with_predictions)
 
-    table = Table(title="pull verdicts", caption=_caption(with_predictions))
-    for name in ("registry/repository", "tag", "platform", "kind", "probe"):
-        table.add_column(name, overflow="fold")
+    locations = sorted(set(frame["location"]))
+    single = len(locations) == 1
+    title = f"pull verdicts of {locations[0]}" if single else "pull verdicts"
+    table = Table(title=title, caption=_caption(with_predictions))
+    identity = (
+        ("tag", "platform", "kind")
+        if single
+        else ("registry/repository", "tag", "platform", "kind")
+    )
+    for name in identity:
+        table.add_column(name, no_wrap=True)
+    table.add_column("probe", overflow="fold")
     for client, version in columns:
-        table.add_column(f"{client} {version}".strip() or version, overflow="fold")
+        table.add_column(f"{client} {version}".strip(), overflow="fold", min_width=6)
 
     probe_by_row = {tuple(row[k] for k in ROW_KEY): row for _, row in probes.iterrows()}
     pull_cells = {
@@ -86,7 +95,8 @@ def verdict_table(frame: pd.DataFrame, with_predictions: bool = True) -> Table:
     for key in keys:
         probe = probe_by_row.get(key)
         predicted = _predictions(probe["details"]) if probe is not None else {}
-        cells: list[Text | str] = [key[0], key[1] or "(tag list)", key[2]]
+        cells: list[Text | str] = [] if single else [key[0]]
+        cells += [key[1] or "(tag list)", key[2]]
         cells.append(probe["kind"] if probe is not None else "")
         cells.append(_styled(probe["verdict"]) if probe is not None else "")
         for client, version in columns:

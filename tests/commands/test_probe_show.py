@@ -1,0 +1,130 @@
+"""`probe` and `show` end to end against a real registry with more tags than one page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from matrix.cli import cli
+from matrix.lab.imagebuild import build_image, image_index
+from matrix.lab.images import AMD64, ARM64, SHAPE_BUILD_CACHE, publish_shapes
+from matrix.lab.push import Pusher
+from matrix.observations import read_shard
+
+pytestmark = pytest.mark.registry
+
+MANY = 130  # more than the client's page of 100 tags
+
+
+@pytest.fixture(scope="module")
+def many_tags(registry) -> str:  # type: ignore[no-untyped-def]
+    name = "cli/many"
+    root = image_index([build_image(AMD64, "many"), build_image(ARM64, "many")])
+    with Pusher(registry.host) as pusher:
+        pusher.push(name, "1.0.0", root)
+        for number in range(1, MANY):
+            pusher.push_manifest(name, f"1.0.{number}", root)
+    return f"{registry.host}/{name}"
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), obj={}, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_probe_lists_every_tag_past_the_first_page(many_tags: str, tmp_path: Path) -> None:
+    host = many_tags.split("/", 1)[0]
+    out = tmp_path / "obs.csv"
+
+    code, output = run(
+        "probe", many_tags, "--insecure", host, "--out", str(out), "--data-dir", str(tmp_path)
+    )
+
+    assert code == 0, output
+    frame = read_shard(out)
+    assert frame["tag"].nunique() == MANY
+    assert set(frame["platform"]) == {"linux/amd64", "linux/arm64"}
+    assert set(frame["outcome"]) == {"ok"}
+    assert frame["digest"].nunique() == 1 and frame["kind"].eq("index").all()
+    assert frame["platform_digest"].nunique() == 2
+    assert f"manifest GETs: {host}=3" in output  # one index and two images, once each
+    assert "1.0.129" in output
+
+    code, output = run(
+        "probe", many_tags, "--insecure", host, "--out", str(out), "--data-dir", str(tmp_path)
+    )
+    assert code == 0 and f"manifest GETs: {host}=0" in output
+
+
+def test_probe_tags_option_and_shard_default(many_tags: str, tmp_path: Path) -> None:
+    host = many_tags.split("/", 1)[0]
+    code, output = run(
+        "probe", many_tags, "--insecure", host, "--tags", "1.0.5,1.0.7",
+        "--platform", "linux/arm64", "--data-dir", str(tmp_path), "--run-id", "run-1",
+    )  # fmt: skip
+
+    assert code == 0, output
+    frame = read_shard(tmp_path / "observations" / "run-1.csv")
+    assert sorted(frame["tag"]) == ["1.0.5", "1.0.7"]
+    assert set(frame["platform"]) == {"linux/arm64"}
+
+
+def test_show_renders_probe_verdicts_and_predictions(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    publish_shapes(registry.host, "cli/shapes")
+    reference = f"{registry.host}/cli/shapes"
+    out = tmp_path / "obs.csv"
+    code, output = run(
+        "probe", reference, "--insecure", registry.host, "--out", str(out),
+        "--data-dir", str(tmp_path), "--platform", "linux/amd64",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "not-an-image" in output and "26.1–29.0 registry-error" in output
+
+    code, output = run("show", str(out), "--width", "300")
+
+    assert code == 0, output
+    row = next(line for line in output.splitlines() if SHAPE_BUILD_CACHE in line)
+    assert "not-an-image" in row
+    assert "no-platform-match*" in row and "registry-error*" in row
+    zstd = next(line for line in output.splitlines() if "│ zstd" in line)
+    assert "layer-extract-failed*" in zstd
+    assert "predicted" in output
+
+
+def test_show_prefers_pulls_over_predictions(tmp_path: Path) -> None:
+    from matrix.observations import Observation, write_shard
+
+    rows = [
+        Observation(
+            "r1", "docker.io", "kivy/buildozer", "latest", "linux/amd64", "probe", "0.1.0",
+            "probe", "fail", error_class="not-an-image", kind="not-an-image",
+            details='{"predictions":{"20.10":"no-platform-match","26.1":"registry-error"}}',
+        ),
+        Observation(
+            "r1", "docker.io", "kivy/buildozer", "latest", "linux/amd64", "docker", "26.1.5",
+            "pull", "fail", error_class="registry-error", verdict="not-an-image",
+            finding="predicted registry-error",
+        ),
+    ]  # fmt: skip
+    write_shard(rows, tmp_path, "r1")
+
+    code, output = run("show", str(tmp_path), "--width", "300")
+
+    assert code == 0, output
+    assert "docker 26.1.5" in output
+    assert "not-an-image !" in output
+    assert "no-platform-match*" in output  # 20.10 predicted, no pull with it
+
+
+def test_show_of_an_empty_directory_says_so(tmp_path: Path) -> None:
+    code, output = run("show", str(tmp_path))
+
+    assert code == 0 and "no observations" in output
+
+
+def test_probe_rejects_a_bad_reference() -> None:
+    code, output = run("probe", "Not A Repo", "--out", "/dev/null")
+
+    assert code != 0 and "REF" in output
