@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -391,3 +392,44 @@ def _strings(
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{where}: `{key}` must be a list of strings")
     return list(value)
+
+
+QUERIES = ("data-dir", "images", "refs", "platforms", "tags", "versions", "provisioner", "insecure")
+
+
+def query(config: Config, what: str, image: str = "") -> list[str]:
+    """Values of the config for shell scripts, one item per line: `data-dir`, `images`,
+    `versions`, `provisioner`, `insecure` (plain-HTTP registries), and `refs`, `platforms`,
+    `tags` of one image."""
+    if what in ("refs", "platforms", "tags"):
+        if not image:
+            raise ConfigError(f"`{what}` needs an image name")
+        return list(getattr(config.image(image), what))
+    answers: dict[str, Callable[[], list[str]]] = {
+        "data-dir": lambda: [str(config.data_dir)],
+        "images": lambda: [item.name for item in config.images],
+        "versions": lambda: list(config.engines.versions),
+        "provisioner": lambda: [config.engines.provisioner],
+        "insecure": lambda: [name for name, item in config.registries.items() if item.insecure],
+    }
+    if what not in answers:
+        raise ConfigError(f"unknown query {what!r}; expected one of {', '.join(QUERIES)}")
+    return answers[what]()
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m matrix.config QUERY [IMAGE]`, with $PULL_MATRIX_CONFIG naming the file."""
+    if not 1 <= len(argv) <= 2:
+        print(f"usage: python -m matrix.config {{{'|'.join(QUERIES)}}} [IMAGE]", file=sys.stderr)
+        return 2
+    try:
+        for line in query(load_config(), argv[0], argv[1] if len(argv) > 1 else ""):
+            print(line)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

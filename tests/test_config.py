@@ -8,6 +8,8 @@ from matrix.config import (
     default_config,
     find_config,
     load_config,
+    main,
+    query,
 )
 from matrix.errors import ConfigError
 
@@ -141,3 +143,19 @@ def test_bad_config_is_a_config_error_naming_the_problem(
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nowhere.toml")
+
+
+def test_queries_for_scripts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = load_config(ROOT / "pull-matrix.lab.toml")
+    assert query(lab, "insecure") == ["127.0.0.1:5101", "127.0.0.1:5102"]
+    assert query(lab, "platforms", "kivy/buildozer") == ["linux/amd64", "linux/arm64"]
+    assert query(default_config(), "insecure") == []
+
+    monkeypatch.setenv(CONFIG_ENV, str(ROOT / "pull-matrix.toml"))
+    assert main(["refs", "kivy/buildozer"]) == 0
+    assert capsys.readouterr().out.split() == ["docker.io/kivy/buildozer", "ghcr.io/kivy/buildozer"]
+    assert main(["refs", "nope/nope"]) == 1
+    assert "no image named 'nope/nope'" in capsys.readouterr().err
+    assert main(["colour"]) == 1

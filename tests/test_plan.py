@@ -289,7 +289,21 @@ def test_plan_command_writes_and_lists_the_plan(tmp_path: Path) -> None:
             str(plan_path),
         ],
     )
-    listed = runner.invoke(cli, ["plan", "--from", str(plan_path), "--engine", "29", "--list"])
+    listed = runner.invoke(
+        cli,
+        [
+            "plan",
+            "--config",
+            str(CONFIG),
+            "--from",
+            str(plan_path),
+            "--engine",
+            "29",
+            "--image",
+            "kivy/buildozer",
+            "--list",
+        ],
+    )
 
     assert made.exit_code == 0, made.output
     assert listed.exit_code == 0, listed.output

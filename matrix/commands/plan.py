@@ -61,16 +61,18 @@ def command(
     """Plan the pulls of this run: an engine pulls a tag again only when the probe shows a
     digest it has no verdict for, and no registry is asked for more manifest GETs than its
     budget (or its remaining rate limit) allows. The rest waits for later runs."""
+    config = load_config(config_path, lab=lab)
     if plan_file:
         plan = Plan.read(Path(plan_file))
     else:
-        config = load_config(config_path, lab=lab)
         plan = _plan(config, data_dir, probe_files, images, versions)
     if out:
         plan.write(Path(out))
     if list_pulls:
+        locations = _locations(config, images)
         for pull in plan.now:
-            if not versions or pull.version in versions:
+            wanted = not versions or pull.version in versions
+            if wanted and f"{pull.registry}/{pull.repository}" in locations:
                 click.echo(f"{pull.platform} {pull.reference}")
     elif not is_quiet(ctx):
         _summary(plan)
@@ -89,8 +91,9 @@ def _plan(
     probe = probe[probe["method"] == "probe"]
 
     chosen = [config.image(name) for name in image_names] or list(config.images)
-    locations = {str(parse_repository(ref)) for image in chosen for ref in image.refs}
-    probe = probe[(probe["registry"] + "/" + probe["repository"]).isin(locations)]
+    probe = probe[
+        (probe["registry"] + "/" + probe["repository"]).isin(_locations(config, image_names))
+    ]
 
     engines = config.engines.engines
     unknown = set(versions) - {version for _, version in engines}
@@ -106,6 +109,12 @@ def _plan(
         priority_tags=_union(tag for image in chosen for tag in image.priority_tags),
         platforms=_union(platform for image in chosen for platform in image.platforms),
     )
+
+
+def _locations(config: Config, image_names: Iterable[str]) -> set[str]:
+    """`registry/repository` of the named images (all configured images when none)."""
+    chosen = [config.image(name) for name in image_names] or list(config.images)
+    return {str(parse_repository(ref)) for image in chosen for ref in image.refs}
 
 
 def _union(items: Iterable[str]) -> list[str]:
