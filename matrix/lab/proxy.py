@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from matrix.errors import LabError
-from matrix.lab.tokens import GHCR_SHAPE, HUB_SHAPE, TokenIssuer
+from matrix.lab.tokens import GHCR_SHAPE, HUB_SHAPE, Scope, TokenIssuer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ ADVERTISED_PULL_LIMIT = 100
 RATE_WINDOW = 21600
 CHUNK = 64 * 1024
 
+# The distribution spec's repository name grammar; names outside it are never looked up.
+REPOSITORY_NAME = re.compile(
+    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+INTERNAL_USER = "lab-proxy"
 MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
 HOP_BY_HOP = {
     "connection",
@@ -171,6 +176,7 @@ class ProxyConfig:
     issuer: TokenIssuer | None = None
     pull_limit: int | None = None
     window: int = RATE_WINDOW
+    hide_unknown: bool = True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -293,6 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._relay(upstream, extra, fault.truncate if fault else None)
         finally:
             upstream.close()
+        log.info("%s %s %s -> %d", self.client_address[0], self.command, path, upstream.status_code)
 
     def _forward(self) -> httpx.Response | None:
         config = self.server.config
@@ -491,6 +498,29 @@ class LabProxyServer(ThreadingHTTPServer):
             follow_redirects=False,
             trust_env=False,
         )
+        if config.issuer is not None and config.hide_unknown:
+            config.issuer.visible = self.repository_exists
+
+    def repository_exists(self, name: str) -> bool:
+        """Whether the upstream registry holds repository `name` (asked with a token of its own).
+
+        An upstream that cannot be asked counts as holding it, so a fault there is not
+        disguised as a missing repository.
+        """
+        issuer = self.config.issuer
+        if issuer is None:
+            return True
+        if len(name) > 255 or not REPOSITORY_NAME.match(name):
+            return False
+        token = issuer.issue([Scope("repository", name, ("pull",))], INTERNAL_USER)
+        try:
+            response = self.client.get(
+                f"{self.config.upstream}/v2/{name}/tags/list",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.HTTPError:
+            return True
+        return response.status_code != 404
 
     @property
     def public_host(self) -> str:

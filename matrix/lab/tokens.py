@@ -4,7 +4,8 @@ The issuer keeps an EC P-256 key and a self-signed certificate in its directory.
 JWTs signed with that key and carry the certificate in their `x5c` header; a distribution
 registry whose `rootcertbundle` is that certificate accepts them. Anonymous clients get the
 actions in `anonymous_actions` (pull by default); users given with a password get
-`user_actions`.
+`user_actions`. With `visible`, anonymous clients get nothing on a repository it says does not
+exist, as on Docker Hub and GHCR, where a missing repository looks like a private one.
 
 The answer to GET /token has two shapes: Docker Hub's (`token`, `access_token`, `expires_in`,
 `issued_at`) and GHCR's (`token` only).
@@ -21,7 +22,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -131,6 +132,7 @@ class TokenIssuer:
         user_actions: Iterable[str] = ("pull", "push", "delete"),
         lifetime: int = 300,
         shape: str = HUB_SHAPE,
+        visible: Callable[[str], bool] | None = None,
     ) -> None:
         if shape not in (HUB_SHAPE, GHCR_SHAPE):
             raise LabError(f"unknown token answer shape: {shape!r}")
@@ -142,6 +144,7 @@ class TokenIssuer:
         self.user_actions = tuple(user_actions)
         self.lifetime = lifetime
         self.shape = shape
+        self.visible = visible
         self._key, self._cert = load_or_create_key(self.directory)
         self._x5c = base64.b64encode(self._cert.public_bytes(serialization.Encoding.DER)).decode()
 
@@ -177,12 +180,17 @@ class TokenIssuer:
         for scope in scopes:
             if scope.type == "registry" and scope.name == "catalog":
                 actions = list(scope.actions) if user else []
+            elif scope.type == "repository" and not user and not self._visible(scope.name):
+                actions = []
             else:
                 actions = [action for action in scope.actions if action in allowed]
                 if "*" in scope.actions and user:
                     actions = ["*"]
             access.append({"type": scope.type, "name": scope.name, "actions": actions})
         return access
+
+    def _visible(self, repository: str) -> bool:
+        return self.visible is None or self.visible(repository)
 
     def issue(self, scopes: Iterable[Scope], user: str | None = None) -> str:
         """A signed token for `user` (None: anonymous) with the access it may have."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
+import os
 import re
+import tarfile
 from collections.abc import Iterator
 
 import httpx
@@ -75,13 +79,21 @@ def push_blob_chunked(
 
 
 def push_small_image(
-    client: httpx.Client, base: str, repository: str, tag: str, layer: bytes | None = None
+    client: httpx.Client,
+    base: str,
+    repository: str,
+    tag: str,
+    layer: bytes | None = None,
+    config: bytes | None = None,
 ) -> str:
     """Push a one-layer image with a v2 schema 2 manifest; return the manifest's digest."""
     layer = layer if layer is not None else b"layer content of " + repository.encode()
-    config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
-    ).encode()
+    config = (
+        config
+        or json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        ).encode()
+    )
     push_blob(client, base, repository, layer)
     push_blob(client, base, repository, config)
     manifest = json.dumps(
@@ -109,3 +121,31 @@ def push_small_image(
     )
     assert put.status_code == 201, put.text
     return str(put.headers["Docker-Content-Digest"])
+
+
+def unique_layer() -> tuple[bytes, str]:
+    """A gzip layer holding one file of random bytes, and its uncompressed digest (diff ID)."""
+    payload = os.urandom(256)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        member = tarfile.TarInfo("random.bin")
+        member.size = len(payload)
+        member.mode = 0o644
+        tar.addfile(member, io.BytesIO(payload))
+    uncompressed = archive.getvalue()
+    return gzip.compress(uncompressed, mtime=0), sha256(uncompressed)
+
+
+def push_unique_image(client: httpx.Client, base: str, repository: str, tag: str) -> str:
+    """Push an image no engine has seen before (random content); return its digest."""
+    layer, diff_id = unique_layer()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": "lab test"}],
+        }
+    ).encode()
+    return push_small_image(client, base, repository, tag, layer=layer, config=config)

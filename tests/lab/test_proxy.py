@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import jwt
 import pytest
 
 from matrix.lab.registries import RunningRole
@@ -230,3 +231,21 @@ def test_ghcr_role(ghcr_registry: RunningRole) -> None:
         response = client.get(f"{ghcr_registry.url}/v2/lab/ghcr/manifests/v1")
     assert response.headers["Docker-Content-Digest"] == digest
     assert "ratelimit-limit" not in response.headers
+
+
+def test_unknown_repository_looks_private_to_anonymous_clients(
+    hub: RunningRole, pushed: str
+) -> None:
+    def granted(repository: str, auth: tuple[str, str] | None = None) -> list[str]:
+        params = {"service": "registry.docker.io", "scope": f"repository:{repository}:pull"}
+        token = httpx.get(hub.realm, params=params, auth=auth).json()["token"]
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return list(claims["access"][0]["actions"])
+
+    assert granted(REPOSITORY) == ["pull"]
+    assert granted("lab/missing") == []
+    assert granted("lab/missing", ALICE) == ["pull"]
+    with anonymous(hub, "lab/missing") as client:
+        response = client.get(f"{hub.url}/v2/lab/missing/manifests/latest")
+    assert response.status_code == 401
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
