@@ -120,7 +120,7 @@ def _attempt(engine: Engine, reference: Reference, platform: str) -> Attempt:
         duration = time.monotonic() - started
         image = client.inspect_image(name)
         digest = digest or _repo_digest(image, reference)
-        _remove(client, str(image.get("Id", name)))
+        _remove(client, str(image.get("Id") or name))
         return Attempt("ok", "", digest, int(image.get("Size") or 0), duration)
     except _PullFailed as exc:
         _remove_quietly(client, name)
@@ -194,9 +194,15 @@ def _repo_digest(image: Mapping[str, Any], reference: Reference) -> str:
 
 
 def _remove(client: docker.APIClient, name: str) -> None:
-    """Remove an image (with every tag it has); an image that is not there is fine."""
+    """Remove the image `name` refers to, with every tag it has and its layers.
+
+    Removing by image ID rather than by name matters when another tag shares the image: only
+    then are its layers gone, so the next pull downloads and unpacks every layer again.
+    An image that is not there is fine.
+    """
     try:
-        client.remove_image(name, force=True)
+        image_id = str(client.inspect_image(name).get("Id") or name)
+        client.remove_image(image_id, force=True)
     except APIError as exc:
         if exc.status_code != 404:
             raise

@@ -257,3 +257,24 @@ def test_an_engine_that_dies_between_pulls_gets_errors_for_the_rest(
     survivor_outcomes = [o.outcome for o in observations if o.client_version == survivor.version]
     assert doomed_outcomes == ["ok", "error", "error"]
     assert survivor_outcomes == ["ok", "ok", "ok"]
+
+
+def test_a_pull_starts_without_the_image_and_removes_it_with_every_tag(
+    lab_engines: list[Engine], registry: Registry, shapes: dict[str, str]
+) -> None:
+    engine = engine_of(lab_engines, "26.1.5")
+    reference = _reference(registry, "oci")
+    client = docker.APIClient(base_url=engine.endpoint, version="auto")
+    try:
+        client.pull(f"{registry.host}/{SHAPES_REPOSITORY}", tag="oci", platform=AMD64)
+        client.tag(reference, "local/copy", "kept")
+        assert client.images(name="local/copy")
+
+        observation = pull_one(engine, reference, AMD64)
+
+        assert observation.outcome == "ok"
+        assert observation.digest == shapes["oci"]
+        assert client.images(name="local/copy") == []
+        assert client.images(name=f"{registry.host}/{SHAPES_REPOSITORY}") == []
+    finally:
+        client.close()

@@ -145,6 +145,7 @@ def test_four_engines_come_up_report_their_versions_and_go_down_without_trace(
         # Each engine has its own containerd, below its own exec root.
         containerd = lab_dir / "engines" / part.extra["suite"] / "run" / "containerd"
         assert (containerd / "containerd.sock").is_socket()
+        assert (lab_dir / "engines" / part.extra["suite"] / "data" / "containerd").is_dir()
     recorded = load_state(lab_dir).of_kind("engine")
     assert [part.endpoint for part in recorded] == [part.endpoint for part in parts]
     assert _processes_below(lab_dir)
