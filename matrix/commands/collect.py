@@ -1,0 +1,133 @@
+"""`collect`: the main job — probe every configured image, pull with every engine, one shard."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from matrix.collect import CollectResult, collect
+from matrix.commands.common import is_quiet
+from matrix.commands.show import verdict_table
+from matrix.config import Config, load_config
+from matrix.lab import control
+from matrix.lab.state import default_lab_dir
+from matrix.observations import to_frame
+
+
+@click.command("collect")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config [default: $PULL_MATRIX_CONFIG, ./pull-matrix.toml, or built-in defaults; "
+    "with --lab ./pull-matrix.lab.toml].",
+)
+@click.option(
+    "--lab", "use_lab", is_flag=True, help="Bring the offline lab up and collect from it."
+)
+@click.option("--keep", is_flag=True, help="With --lab: leave the lab running afterwards.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data directory (overrides the config's data_dir).",
+)
+@click.option("--probe-only", is_flag=True, help="Probe the registries; pull nothing.")
+@click.option(
+    "--engine",
+    "endpoints",
+    multiple=True,
+    metavar="ENDPOINT",
+    help="With the host provisioner: an engine endpoint to pull with; repeatable.",
+)
+@click.option(
+    "--lab-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The lab's state directory [default: $PULL_MATRIX_LAB_DIR or /tmp/pull-matrix-lab].",
+)
+@click.option("--run-id", help="Run id recorded with every observation (default: time-based).")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    config_path: Path | None,
+    use_lab: bool,
+    keep: bool,
+    data_dir: Path | None,
+    probe_only: bool,
+    endpoints: tuple[str, ...],
+    lab_dir: Path | None,
+    run_id: str | None,
+) -> None:
+    """Probe every tag of every configured image, pull what the plan allows with every engine,
+    write one shard under the data directory and print the matrix.
+
+    Pulls are incremental: an engine that already has a verdict for a digest does not pull it
+    again, and each registry's counted manifest GETs stay within its budget (the rest waits for
+    later runs). The last lines say how many counted manifest GETs the run made and how many
+    pulls it did and deferred.
+    """
+    config = load_config(config_path, lab=use_lab)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=data_dir)
+    lab_dir = lab_dir or default_lab_dir()
+    quiet = is_quiet(ctx)
+
+    if use_lab:
+        click.echo(f"bringing the lab up in {lab_dir} (first time: downloads engines)", err=True)
+        control.up(lab_dir, versions=list(config.engines.versions))
+    try:
+        result = _run(config, probe_only, lab_dir, endpoints, run_id, quiet)
+    finally:
+        if use_lab and not keep:
+            control.down(lab_dir)
+            click.echo("lab stopped (use --keep to leave it running)", err=True)
+    _report(result, config, quiet)
+
+
+def _run(
+    config: Config,
+    probe_only: bool,
+    lab_dir: Path,
+    endpoints: tuple[str, ...],
+    run_id: str | None,
+    quiet: bool,
+) -> CollectResult:
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=quiet or not console.is_terminal) as bar:
+        tags = bar.add_task("probing tags", total=None)
+        pulls = bar.add_task("pulling", total=None, visible=False)
+        return collect(
+            config,
+            run_id=run_id,
+            probe_only=probe_only,
+            lab_dir=lab_dir,
+            endpoints=endpoints,
+            on_tag=lambda: bar.advance(tags),
+            on_observation=lambda _o: (bar.update(pulls, visible=True), bar.advance(pulls)),
+        )
+
+
+def _report(result: CollectResult, config: Config, quiet: bool) -> None:
+    if not quiet and result.observations:
+        Console().print(verdict_table(to_frame(result.observations)))
+    plan = result.plan
+    errors = sum(1 for o in result.pulls if o.outcome == "error")
+    click.echo(f"run {result.run_id}: shard {result.shard or 'none (nothing observed)'}")
+    click.echo(
+        f"counted manifest GETs: {result.counted_gets()} "
+        f"(probe {sum(result.probe_gets.values())}, pulls {sum(result.pull_gets.values())})"
+    )
+    click.echo(
+        f"pulls: {len(result.pulls)} done, {len(plan.deferred)} deferred to later runs"
+        + (f", {errors} engine errors" if errors else "")
+    )
