@@ -230,3 +230,90 @@ def test_write_observations_replaces_the_file_atomically(tmp_path: Path) -> None
 
     assert read_shard(target)["run_id"].tolist() == ["t11"]
     assert [p.name for p in tmp_path.iterdir()] == ["obs.csv"]
+
+
+# Against the lab's Docker Hub stand-in: pull limit headers, counted GETs, 429, faults ----------
+
+
+@pytest.fixture(scope="module")
+def hub_shapes(hub_registry) -> str:  # type: ignore[no-untyped-def]
+    from tests.conftest import TOKEN_USERS
+
+    user = next(iter(TOKEN_USERS))
+    publish_shapes(hub_registry.host, "probe/hub", credentials=(user, TOKEN_USERS[user]))
+    return f"{hub_registry.host}/probe/hub"
+
+
+def hub_counters(hub_registry) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return httpx.get(f"{hub_registry.url}/_lab/counters").json()["clients"].get("127.0.0.1", {})
+
+
+def quick_client(host: str, store: Path | None = None) -> RegistryClient:
+    from matrix.registry import RetryPolicy
+
+    return RegistryClient(
+        insecure=[host],
+        credentials=CredentialStore(environ={"HOME": "/nonexistent"}),
+        store=ManifestStore(store) if store else None,
+        retry=RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.05),
+    )
+
+
+def test_hub_gets_are_counted_like_the_hub_counts_them(  # type: ignore[no-untyped-def]
+    hub_registry, hub_shapes: str, tmp_path: Path
+) -> None:
+    hub_registry.reset()
+    repository = parse_repository(hub_shapes)
+
+    with quick_client(repository.registry, tmp_path) as first:
+        run = probe_repository(first, repository, "h1", ["linux/amd64"])
+    counted = hub_counters(hub_registry)["manifest_get"]
+    with quick_client(repository.registry, tmp_path) as second:
+        probe_repository(second, repository, "h2", ["linux/amd64"])
+
+    assert first.manifest_gets[repository.registry] == counted
+    assert hub_counters(hub_registry)["manifest_get"] == counted  # the second run GETs nothing
+    assert second.manifest_gets[repository.registry] == 0
+    oci = next(o for o in run.observations if o.tag == "oci")
+    assert oci.ratelimit_limit == 100
+    assert oci.ratelimit_remaining is not None and oci.ratelimit_remaining < 100
+    assert oci.ratelimit_source == "127.0.0.1"
+
+
+def test_spent_pull_limit_is_recorded_as_rate_limited(  # type: ignore[no-untyped-def]
+    hub_registry, hub_shapes: str, tmp_path: Path
+) -> None:
+    hub_registry.reset()
+    httpx.post(f"{hub_registry.url}/_lab/limit", json={"pulls": 0}).raise_for_status()
+    repository = parse_repository(hub_shapes)
+    try:
+        with quick_client(repository.registry, tmp_path) as client:
+            run = probe_repository(client, repository, "h3", ["linux/amd64"], tags=["oci", "v2s2"])
+    finally:
+        hub_registry.reset()
+
+    for observation in run.observations:
+        assert (observation.outcome, observation.error_class) == ("fail", "rate-limited")
+        assert observation.http_status == 429
+        assert observation.ratelimit_remaining == 0
+
+
+def test_one_registry_500_is_retried_and_a_reset_connection_recorded(  # type: ignore[no-untyped-def]
+    hub_registry, hub_shapes: str
+) -> None:
+    hub_registry.reset()
+    faults = [
+        {"path": "/manifests/oci$", "status": 500, "times": 1},
+        {"path": "/manifests/v2s2$", "reset": True},
+    ]
+    httpx.post(f"{hub_registry.url}/_lab/faults", json=faults).raise_for_status()
+    repository = parse_repository(hub_shapes)
+    try:
+        with quick_client(repository.registry) as client:
+            run = probe_repository(client, repository, "h4", ["linux/amd64"], tags=["oci", "v2s2"])
+    finally:
+        hub_registry.reset()
+
+    seen = {o.tag: o for o in run.observations}
+    assert seen["oci"].outcome == "ok"
+    assert (seen["v2s2"].outcome, seen["v2s2"].error_class) == ("fail", "network")

@@ -271,8 +271,7 @@ class RegistryClient:
     def _transmit_once(self, request: httpx.Request) -> httpx.Response:
         response = self._http.send(request, stream=True)
         if response.status_code in RETRY_STATUSES:
-            _read(response, MAX_ERROR_BYTES, strict=False)
-            raise _Retryable(response)
+            raise _Retryable(_buffered(response))
         return response
 
     def _request(
@@ -506,6 +505,19 @@ class _TagPage:
     tags: list[str]
     skipped: int
     next_url: str | None
+
+
+def _buffered(response: httpx.Response) -> httpx.Response:
+    """A copy of a streamed error answer with its (bounded) body in memory, to be read again."""
+    body = _read(response, MAX_ERROR_BYTES, strict=False)
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=body, request=response.request
+    )
 
 
 def _read(response: httpx.Response, limit: int, strict: bool = True) -> bytes:
