@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -228,11 +229,28 @@ def provision(
     insecure_registries: Sequence[str] = (),
     lab_dir: Path | None = None,
     host_client: Any = None,
+    client: str = "docker",
 ) -> Iterator[list[Engine]]:
     """The engines of one provisioner, for the duration of a `with` block.
 
     Lab engines stay running afterwards (`lab down` stops them); dind containers are removed.
+    `client` is the name pull observations record for these engines.
     """
+    with _engines(
+        provisioner, versions, endpoints, insecure_registries, lab_dir, host_client
+    ) as engines:
+        yield [replace(engine, client=client) for engine in engines]
+
+
+@contextmanager
+def _engines(
+    provisioner: str,
+    versions: Sequence[str] | None,
+    endpoints: Sequence[str],
+    insecure_registries: Sequence[str],
+    lab_dir: Path | None,
+    host_client: Any,
+) -> Iterator[list[Engine]]:
     if provisioner == "host":
         if not endpoints:
             raise ConfigError("the host provisioner needs at least one engine endpoint")

@@ -15,14 +15,16 @@ The processes outlive the command that started them; the lab state file records 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +135,13 @@ def up(
     """
     suites = [suite_for(name) for name in versions] if versions else list(SUITES)
     suites = sorted(set(suites), key=list(SUITES).index)
+    if os.geteuid() != 0:
+        raise LabError("the lab's engines run as root (dockerd needs it)")
+    with _locked(Path(lab_dir)):
+        return _up(Path(lab_dir), suites, insecure_registries)
+
+
+def _up(lab_dir: Path, suites: list[str], insecure_registries: list[str]) -> list[Part]:
     state = load_state(lab_dir)
     running = {part.extra.get("suite", ""): part for part in state.of_kind(KIND)}
     roots = ensure_engines(suites)
@@ -159,6 +168,18 @@ def up(
     if failures:
         raise LabError("; ".join(failures))
     return [started[suite] for suite in suites]
+
+
+@contextmanager
+def _locked(lab_dir: Path) -> Iterator[None]:
+    """Hold the lab's engine lock, so two processes never start or stop engines at once."""
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    with open(lab_dir / ".engines.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _start(lab_dir: Path, root: EngineRoot, insecure_registries: Sequence[str]) -> Part:
@@ -260,6 +281,11 @@ def down(lab_dir: Path) -> None:
     Engines are stopped by their recorded pids and by what still refers to their directories,
     so an engine whose state record was lost is stopped too.
     """
+    with _locked(Path(lab_dir)):
+        _down(Path(lab_dir))
+
+
+def _down(lab_dir: Path) -> None:
     state = load_state(lab_dir)
     recorded = {part.extra.get("base", ""): part.pids for part in state.of_kind(KIND)}
     engines_dir = Path(lab_dir).absolute() / "engines"

@@ -18,8 +18,8 @@ import docker
 import pytest
 
 from matrix.analysis import Analysis, analyse
-from matrix.engines.model import Engine, connect
-from matrix.engines.provision import host_engines
+from matrix.engines.model import Engine, connect, is_alive
+from matrix.engines.provision import host_engines, provision
 from matrix.engines.pull import analysis_key, pull_many, pull_one
 from matrix.lab import engines as lab
 from matrix.lab.registry import Registry
@@ -278,3 +278,18 @@ def test_a_pull_starts_without_the_image_and_removes_it_with_every_tag(
         assert client.images(name=f"{registry.host}/{SHAPES_REPOSITORY}") == []
     finally:
         client.close()
+
+
+def test_lab_provisioner_reuses_the_running_engines_under_the_client_name_given(
+    lab_engines: list[Engine], engine_lab_dir: Path
+) -> None:
+    with provision(
+        "lab", versions=["20.10.5", "sid"], lab_dir=engine_lab_dir, client="moby"
+    ) as got:
+        assert [engine.client for engine in got] == ["moby", "moby"]
+        assert [engine.endpoint for engine in got] == [
+            engine_of(lab_engines, "20.10.5").endpoint,
+            engine_of(lab_engines, "28.5.2").endpoint,
+        ]
+    # The lab's engines outlive the block; `lab down` stops them.
+    assert is_alive(got[0].endpoint)
