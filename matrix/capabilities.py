@@ -2,7 +2,8 @@
 
 CAPABILITIES is the table behind every prediction. `since` is the first engine version that
 behaves as the row says, `until` the first version that no longer does (empty: still true), and
-`symptom` the class of what an engine outside that range reports instead.
+`symptom` the class of what an engine outside that range reports instead. An empty `since`
+means no engine version has the capability.
 `source` says where the fact comes from: `measured` rows were observed with real engines against
 a local distribution registry (engines 20.10.5, 20.10.24, 26.1.5 and 28.5.2; see the project's
 image-shape cases); `documented` rows come from Docker's release notes and deprecation list;
@@ -116,7 +117,7 @@ def parse_engine_version(text: str) -> Version:
 
 
 def _since(feature: str) -> Version:
-    return parse_engine_version(_BY_FEATURE[feature].since or "0")
+    return parse_engine_version(_BY_FEATURE[feature].since or "99999")
 
 
 def _until(feature: str) -> Version:

@@ -158,3 +158,11 @@ def test_ok_has_no_cause_and_no_analysis_keeps_the_symptom() -> None:
     assert explain(shape("v2s2"), "linux/amd64", ErrorClass.OK) == (ErrorClass.OK, "")
     verdict, cause = explain(None, "linux/amd64", ErrorClass.NETWORK, "dial tcp")
     assert verdict == ErrorClass.NETWORK and cause
+
+
+def test_supports_follows_the_table_rows() -> None:
+    from matrix.capabilities import supports
+
+    assert supports("zstd-layers", "23.0.0") and not supports("zstd-layers", "20.10.24")
+    assert supports("schema1", "25.0") and not supports("schema1", "26.1.5")
+    assert not supports("artifact-manifest", "29.0")

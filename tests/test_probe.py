@@ -317,3 +317,17 @@ def test_one_registry_500_is_retried_and_a_reset_connection_recorded(  # type: i
     seen = {o.tag: o for o in run.observations}
     assert seen["oci"].outcome == "ok"
     assert (seen["v2s2"].outcome, seen["v2s2"].error_class) == ("fail", "network")
+
+
+def test_ghcr_role_is_probed_with_its_token_shape(ghcr_registry) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import TOKEN_USERS
+
+    user = next(iter(TOKEN_USERS))
+    publish_shapes(ghcr_registry.host, "probe/ghcr", credentials=(user, TOKEN_USERS[user]))
+    repository = parse_repository(f"{ghcr_registry.host}/probe/ghcr")
+
+    with quick_client(repository.registry) as client:
+        run = probe_repository(client, repository, "g1", ["linux/amd64"], tags=["oci", "zstd"])
+
+    assert [o.verdict for o in run.observations] == ["ok", "ok"]
+    assert run.observations[1].details and "zstd" in run.observations[1].details

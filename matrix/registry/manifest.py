@@ -2,6 +2,8 @@
 
 The digest of a manifest is the sha256 of its bytes, with one exception: a signed schema 1
 manifest (JWS) is addressed by the digest of its payload, the bytes without the signatures.
+Only sha256 is computed: a manifest a registry names by another algorithm (sha512) fails
+verification, which no public registry has been seen to do.
 """
 
 from __future__ import annotations
