@@ -311,17 +311,19 @@ def _pull(engine: str, version: str, target: Mapping[str, Any], reason: str) -> 
 
 
 def _available(budgets: Mapping[str, int], probe: pd.DataFrame) -> dict[str, int | None]:
-    """Counted GETs this run may spend per registry: the budget, lowered to the remaining
-    count the latest probe saw."""
+    """Counted GETs this run may spend per registry: the budget, lowered to the remaining count
+    the latest probe of the registry saw (its lowest, as the count only falls within a run)."""
     available: dict[str, int | None] = {name: int(value) for name, value in budgets.items()}
     if probe.empty or "ratelimit_remaining" not in probe.columns:
         return available
-    seen = probe[pd.to_numeric(probe["ratelimit_remaining"], errors="coerce").notna()]
+    remaining = pd.to_numeric(probe["ratelimit_remaining"], errors="coerce")
+    seen = probe.assign(remaining=remaining)[remaining.notna()]
     seen = seen.sort_values(["observed_at", "run_id"], kind="stable")
     for registry, group in seen.groupby("registry", sort=True):
-        remaining = max(0, int(float(group["ratelimit_remaining"].iloc[-1])))
+        latest_run = group[group["run_id"] == group["run_id"].iloc[-1]]
+        lowest = max(0, int(latest_run["remaining"].min()))
         budget = available.get(str(registry))
-        available[str(registry)] = remaining if budget is None else min(budget, remaining)
+        available[str(registry)] = lowest if budget is None else min(budget, lowest)
     return available
 
 

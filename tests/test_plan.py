@@ -123,8 +123,10 @@ def test_budget_is_never_exceeded(budget: int) -> None:
 
 
 def test_ratelimit_remaining_of_latest_probe_lowers_the_budget() -> None:
-    older = probe_rows({"latest": 1}, at="2026-12-01T00:00:00Z", remaining=90)
-    newer = probe_rows({"latest": 1, "1.0": 2}, at="2026-12-02T00:00:00Z", remaining=5)
+    older = probe_rows({"latest": 1}, at="2026-12-01T00:00:00Z", remaining=3)
+    newer = probe_rows({"latest": 1, "1.0": 2}, at="2026-12-02T00:00:00Z", remaining=9)
+    # Within the latest run the count falls as the probe goes; the lowest is what is left.
+    newer[-1].ratelimit_remaining = 5
     plan = plan_pulls(frame(), frame(older, newer), ENGINES, {"docker.io": 100})
 
     assert plan.available == {"docker.io": 5}

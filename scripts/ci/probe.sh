@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Probe every configured image on every registry it is published to.
+#   scripts/ci/probe.sh [OUT_DIR]     (default: incoming)
+# Writes one shard per image to OUT_DIR/observations/ and copies the manifest store to
+# OUT_DIR/manifests/, ready for scripts/ci/merge.sh. Registry credentials, if any, come from the
+# environment variables the config names (PULL_MATRIX_USERNAME_<HOST>, PULL_MATRIX_PASSWORD_<HOST>).
+source "$(dirname "$0")/lib.sh"
+
+out=${1:-incoming}
+data=$(config_value data-dir)
+mkdir -p "$out/observations"
+mapfile -t insecure < <(insecure_args)
+
+failed=0
+n=0
+while read -r image; do
+  n=$((n + 1))
+  mapfile -t refs < <(config_value refs "$image")
+  args=("${refs[@]}" "${insecure[@]}" --data-dir "$data")
+  for platform in $(config_value platforms "$image"); do args+=(--platform "$platform"); done
+  tags=$(config_value tags "$image" | paste -sd, -)
+  [ -z "$tags" ] || args+=(--tags "$tags")
+  shard="$out/observations/probe-$(run_tag)-$n.csv"
+  # A probe that recorded failures still wrote its shard; only a missing shard is fatal.
+  matrix probe "${args[@]}" --out "$shard" || echo "probe: $image finished with errors" >&2
+  [ -s "$shard" ] || { echo "probe: no observations for $image" >&2; failed=1; }
+done < <(config_value images)
+
+if [ -d "$data/manifests" ]; then
+  cp -r "$data/manifests" "$out/"
+fi
+exit "$failed"
