@@ -119,7 +119,11 @@ def _run(
 
 def _report(result: CollectResult, config: Config, quiet: bool) -> None:
     if not quiet and result.observations:
-        Console().print(verdict_table(to_frame(result.observations)))
+        console = Console()
+        if not console.is_terminal:
+            # Written to a file or a CI log: wide enough that engine columns stay readable.
+            console = Console(width=200)
+        console.print(verdict_table(to_frame(result.observations)))
     plan = result.plan
     errors = sum(1 for o in result.pulls if o.outcome == "error")
     click.echo(f"run {result.run_id}: shard {result.shard or 'none (nothing observed)'}")
