@@ -216,6 +216,8 @@ def explain(
     if analysis.kind == "not-an-image" and symptom in _NOT_AN_IMAGE_SYMPTOMS:
         return ErrorClass.NOT_AN_IMAGE, f"this tag does not point at an image: {analysis.reason}"
     image = analysis.for_platform(platform)
+    if image is not None and image.kind == "not-an-image" and symptom in _NOT_AN_IMAGE_SYMPTOMS:
+        return ErrorClass.NOT_AN_IMAGE, f"this tag does not point at an image: {image.reason}"
     if symptom in (ErrorClass.SCHEMA1_DISABLED, ErrorClass.SCHEMA1_REMOVED):
         return symptom, _schema1_cause(symptom)
     if symptom == ErrorClass.LAYER_EXTRACT_FAILED and image and "zstd" in image.compressions:

@@ -166,3 +166,14 @@ def test_supports_follows_the_table_rows() -> None:
     assert supports("zstd-layers", "23.0.0") and not supports("zstd-layers", "20.10.24")
     assert supports("schema1", "25.0") and not supports("schema1", "26.1.5")
     assert not supports("artifact-manifest", "29.0")
+
+
+def test_index_of_artifacts_is_explained_by_the_platform_entry() -> None:
+    helm = b.image_manifest(mt.OCI_MANIFEST, config_type="application/vnd.cncf.helm.config.v1+json")
+    analysis = analyse(b.index([b.entry(helm, "linux/amd64")]), b.store(helm).__getitem__)
+
+    verdict, cause = explain(analysis, "linux/amd64", ErrorClass.UNSUPPORTED_MEDIA_TYPE)
+
+    assert verdict == ErrorClass.NOT_AN_IMAGE
+    assert "helm.config" in cause
+    assert predict(analysis, "linux/amd64", "28.5.2") == ErrorClass.UNSUPPORTED_MEDIA_TYPE

@@ -117,4 +117,5 @@ def effective_media_type(served: str, document: dict[str, Any]) -> str:
             return mediatypes.OCI_INDEX
         if isinstance(document.get("config"), dict):
             return mediatypes.OCI_MANIFEST
-    return served or (declared if isinstance(declared, str) else "")
+    # Neither is a manifest type: keep what was said, made safe to show.
+    return mediatypes.safe_text(served or (declared if isinstance(declared, str) else ""), 120)
