@@ -214,6 +214,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._proxy(path)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception:
+            # One broken exchange must not take the proxy down; the client sees a closed
+            # connection and the log says why.
+            log.warning("proxy failed on %s %s", self.command, path, exc_info=True)
+            self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("proxy: " + format, *args)
@@ -273,6 +278,14 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.server.state.take_fault(self.command, path)
         if fault is not None and fault.latency:
             time.sleep(fault.latency)
+        if fault is not None:
+            log.info(
+                "%s %s %s: injected fault %s",
+                self.client_address[0],
+                self.command,
+                path,
+                fault.path,
+            )
         if fault is not None and fault.reset:
             self._reset_connection()
             return
@@ -286,6 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
         if limited and self.command == "GET" and self._limit_spent():
             self._drain_request_body()
             self._send_json(429, TOO_MANY_REQUESTS, self._rate_headers())
+            log.info("%s GET %s -> 429 (pull limit spent)", self.client_address[0], path)
             return
 
         upstream = self._forward()
@@ -322,6 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
         except httpx.HTTPError as exc:
             log.warning("upstream %s did not answer: %s", config.upstream, type(exc).__name__)
             self._send_json(502, {"errors": [{"code": "UNAVAILABLE", "message": "bad gateway"}]})
+            self.close_connection = True
             return None
 
     def _request_body(self) -> Iterator[bytes] | None:
@@ -344,7 +359,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_chunked(self) -> Iterator[bytes]:
         while True:
             size_line = self.rfile.readline(1024)
-            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            try:
+                size = int(size_line.split(b";")[0].strip(), 16)
+            except ValueError as exc:
+                raise ConnectionResetError("malformed chunked request body") from exc
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass

@@ -174,9 +174,17 @@ def up(lab_dir: Path, ports: Mapping[str, int] | None = None) -> list[Part]:
             continue
         if current is not None:
             _stop_pids(current.pids)
+            del recorded[name]
         parts.append(_start_background(lab_dir, spec, port))
-        _record(lab_dir, [*parts, *(p for r, p in recorded.items() if r not in ROLES)])
+        # Recorded at once, so a failure starting the next role leaves this one stoppable.
+        _record(lab_dir, _merge(parts, recorded.values()))
+    _record(lab_dir, parts)
     return parts
+
+
+def _merge(started: list[Part], recorded: Iterable[Part]) -> list[Part]:
+    roles = {part.role for part in started}
+    return [*started, *(part for part in recorded if part.role not in roles)]
 
 
 def _record(lab_dir: Path, parts: list[Part]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -145,3 +146,21 @@ def test_status_of_engines_lists_no_registries(lab_dir: Path, ports: list[str]) 
     result = lab(lab_dir, "status", "--engines")
     assert "docker.io" not in result.stdout
     assert result.returncode == 1
+
+
+def test_up_repairs_a_role_whose_registry_died(lab_dir: Path, ports: list[str]) -> None:
+    assert lab(lab_dir, "up", "--registries-only", "--no-publish", *ports).returncode == 0
+    hub_pids, ghcr_pids = recorded_pids(lab_dir)
+    os.kill(hub_pids[1], signal.SIGKILL)
+
+    status = lab(lab_dir, "status", "--registries")
+    assert status.returncode == 1
+    assert "docker.io" in status.stdout and "unhealthy" in status.stdout
+
+    repaired = lab(lab_dir, "up", "--registries-only", "--no-publish", *ports)
+    assert repaired.returncode == 0, repaired.stderr
+    new_hub, new_ghcr = recorded_pids(lab_dir)
+    assert new_ghcr == ghcr_pids
+    assert new_hub != hub_pids
+    assert lab(lab_dir, "status", "--registries").returncode == 0
+    assert len(running_below(lab_dir)) == 4

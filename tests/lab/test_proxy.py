@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 
-from matrix.lab.registries import RunningRole
+from matrix.lab.registries import RunningRole, start_role
 from matrix.lab.registry import registry_binary
 from tests.conftest import TOKEN_USERS
 from tests.lab.helpers import (
@@ -249,3 +251,32 @@ def test_unknown_repository_looks_private_to_anonymous_clients(
         response = client.get(f"{hub.url}/v2/lab/missing/manifests/latest")
     assert response.status_code == 401
     assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+
+
+def test_counts_restart_after_the_window(hub: RunningRole, pushed: str) -> None:
+    httpx.post(f"{hub.url}/_lab/limit", json={"pulls": 1, "window": 1}).raise_for_status()
+    with anonymous(hub) as client:
+        first = client.get(manifest_url(hub))
+        assert first.headers["ratelimit-limit"] == "1;w=1"
+        assert client.get(manifest_url(hub)).status_code == 429
+        time.sleep(1.2)
+        assert client.get(manifest_url(hub)).status_code == 200
+
+
+def test_malformed_chunked_body_closes_only_that_connection(hub: RunningRole) -> None:
+    with socket.create_connection(("127.0.0.1", hub.proxy.server.server_address[1])) as raw:
+        raw.sendall(
+            b"PATCH /v2/lab/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nnot-a-size\r\n"
+        )
+        raw.settimeout(10)
+        assert raw.recv(100) == b""
+    assert httpx.get(f"{hub.url}/v2/").status_code == 401
+
+
+def test_dead_upstream_gives_502(tmp_path: Path) -> None:
+    with start_role(tmp_path, "docker.io") as role:
+        role.registry.stop()
+        response = httpx.get(f"{role.url}/v2/")
+    assert response.status_code == 502
+    assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
