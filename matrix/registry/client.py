@@ -469,6 +469,10 @@ class RegistryClient:
         """A small blob (an image config), verified against its digest."""
         if size > MAX_CONFIG_BYTES:
             raise ProtocolError(f"blob {digest} is too large to read ({size} bytes)")
+        # Configs are content-addressed like manifests, so the store keeps them too.
+        stored = self.store.get(digest) if self.store is not None else None
+        if stored is not None:
+            return stored.data
         url = self._blob_url(repository, digest)
         response = self._request("GET", url, repository)
         if response.status_code != 200:
@@ -476,6 +480,8 @@ class RegistryClient:
         data = _read(response, MAX_CONFIG_BYTES)
         if sha256_digest(data) != digest:
             raise DigestMismatchError(f"blob content does not match {digest}", url=url)
+        if self.store is not None:
+            self.store.put(Manifest(digest, "application/octet-stream", data))
         return data
 
     def verify_blob(self, repository: Repository, digest: str, size: int | None) -> int:

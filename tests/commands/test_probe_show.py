@@ -15,7 +15,7 @@ from matrix.observations import read_shard
 
 pytestmark = pytest.mark.registry
 
-MANY = 130  # more than the client's page of 100 tags
+MANY = 130  # more tags than the client asks for in one page (n=100)
 
 
 @pytest.fixture(scope="module")
