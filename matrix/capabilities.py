@@ -141,10 +141,14 @@ def predict(analysis: Analysis | None, platform: str, engine_version: str | Vers
 
     This is the symptom (what the engine's message classifies as), not the explained cause:
     a build-cache export on a tag is predicted as `registry-error` for engines from 26.1.
+    Without an analysis, or for an engine version that cannot be read, it is `unknown`.
     """
     if analysis is None:
         return ErrorClass.UNKNOWN
-    version = _as_version(engine_version)
+    try:
+        version = _as_version(engine_version)
+    except ConfigError:
+        return ErrorClass.UNKNOWN
     if analysis.kind == "unknown":
         return ErrorClass.UNSUPPORTED_MEDIA_TYPE
     if analysis.kind == "not-an-image":

@@ -177,3 +177,7 @@ def test_index_of_artifacts_is_explained_by_the_platform_entry() -> None:
     assert verdict == ErrorClass.NOT_AN_IMAGE
     assert "helm.config" in cause
     assert predict(analysis, "linux/amd64", "28.5.2") == ErrorClass.UNSUPPORTED_MEDIA_TYPE
+
+
+def test_unreadable_engine_version_predicts_unknown() -> None:
+    assert predict(shape("v2s2"), "linux/amd64", "") == ErrorClass.UNKNOWN

@@ -92,7 +92,16 @@ def command(
 
     with RegistryClient(insecure=insecure, credentials=CredentialStore(), store=store) as client:
         prober = Prober(client, run_id, platforms, verify_blobs=verify_blobs)
-        _probe_all(prober, repositories, tags, console, show_progress)
+        try:
+            _probe_all(prober, repositories, tags, console, show_progress)
+        except KeyboardInterrupt:
+            # Keep what was observed before the interruption.
+            written = _write(prober.run, out, data_dir)
+            click.echo(
+                f"interrupted; kept {len(prober.run.observations)} observations in {written}",
+                err=True,
+            )
+            raise
         gets = dict(client.manifest_gets)
 
     run = prober.run

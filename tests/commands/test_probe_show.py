@@ -128,3 +128,29 @@ def test_probe_rejects_a_bad_reference() -> None:
     code, output = run("probe", "Not A Repo", "--out", "/dev/null")
 
     assert code != 0 and "REF" in output
+
+
+def test_interrupted_probe_keeps_what_it_observed(
+    many_tags: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matrix.probe import Prober
+
+    original = Prober.probe_tag
+
+    def probe_then_stop(self: Prober, repository, tag: str):  # type: ignore[no-untyped-def]
+        if tag == "1.0.3":
+            raise KeyboardInterrupt
+        return original(self, repository, tag)
+
+    monkeypatch.setattr(Prober, "probe_tag", probe_then_stop)
+    host = many_tags.split("/", 1)[0]
+    out = tmp_path / "obs.csv"
+    result = CliRunner().invoke(
+        cli,
+        ["probe", many_tags, "--insecure", host, "--tags", "1.0.1,1.0.2,1.0.3,1.0.4",
+         "--out", str(out), "--data-dir", str(tmp_path)],
+        obj={},
+    )  # fmt: skip
+
+    assert result.exit_code != 0
+    assert sorted(set(read_shard(out)["tag"])) == ["1.0.1", "1.0.2"]
