@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import logging
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import click
 
-from matrix.errors import LabError, MatrixError
-from matrix.lab import registries
+from matrix.lab import control, registries
 from matrix.lab.state import Part, default_lab_dir
-
-log = logging.getLogger(__name__)
-
-
-def _optional(module: str) -> ModuleType | None:
-    """A lab module that may not be installed yet (engines, images); None if it is missing."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
 
 
 def _lab_dir_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -81,40 +65,15 @@ def up_command(
     if engines_only and registries_only:
         raise click.UsageError("--engines-only and --registries-only exclude each other")
     lab_dir = lab_dir or default_lab_dir()
-    ports = {"docker.io": hub_port, "ghcr.io": ghcr_port}
-    parts: list[Part] = []
-    if not engines_only:
-        parts += registries.up(lab_dir, ports)
-        if not no_publish:
-            _publish(lab_dir, parts)
-    if not registries_only:
-        hosts = [part.endpoint for part in registries.status(lab_dir)] or [
-            f"127.0.0.1:{port}" for port in ports.values()
-        ]
-        parts += _engines_up(lab_dir, hosts, list(engine_versions) or None)
+    parts = control.up(
+        lab_dir,
+        ports={"docker.io": hub_port, "ghcr.io": ghcr_port},
+        with_registries=not engines_only,
+        with_engines=not registries_only,
+        publish_images=not no_publish,
+        versions=list(engine_versions) or None,
+    )
     _print_parts(parts)
-
-
-def _publish(lab_dir: Path, parts: list[Part]) -> None:
-    images = _optional("matrix.lab.images")
-    if images is None:
-        click.echo("images: matrix.lab.images is not available; nothing published", err=True)
-        return
-    hosts = {part.role: part.endpoint for part in parts}
-    login = registries.publisher_credentials(lab_dir)
-    hub, ghcr = hosts["docker.io"], hosts["ghcr.io"]
-    published = images.publish_family(hub, ghcr, credentials={hub: login, ghcr: login})
-    for role, tags in sorted(published.items()):
-        click.echo(f"published {len(tags)} tags to the {role} role", err=True)
-
-
-def _engines_up(lab_dir: Path, hosts: list[str], versions: list[str] | None) -> list[Part]:
-    engines = _optional("matrix.lab.engines")
-    if engines is None:
-        click.echo("engines: matrix.lab.engines is not available; no engines started", err=True)
-        return []
-    parts: list[Part] = engines.up(lab_dir, insecure_registries=hosts, versions=versions)
-    return parts
 
 
 @command.command("down")
@@ -124,18 +83,7 @@ def _engines_up(lab_dir: Path, hosts: list[str], versions: list[str] | None) -> 
 def down_command(lab_dir: Path | None, engines_only: bool, registries_only: bool) -> None:
     """Stop the lab's parts; nothing the lab started is left running."""
     lab_dir = lab_dir or default_lab_dir()
-    failures: list[str] = []
-    if not registries_only:
-        engines = _optional("matrix.lab.engines")
-        if engines is not None:
-            try:
-                engines.down(lab_dir)
-            except MatrixError as exc:
-                failures.append(f"engines: {exc}")
-    if not engines_only:
-        registries.down(lab_dir)
-    if failures:
-        raise LabError("; ".join(failures))
+    control.down(lab_dir, with_registries=not engines_only, with_engines=not registries_only)
     click.echo("lab stopped", err=True)
 
 
@@ -149,15 +97,9 @@ def status_command(lab_dir: Path | None, engines_only: bool, registries_only: bo
     Exits with status 1 when nothing runs or a part is unhealthy.
     """
     lab_dir = lab_dir or default_lab_dir()
-    parts: list[Part] = []
-    if not engines_only:
-        parts += registries.status(lab_dir)
-    if not registries_only:
-        engines = _optional("matrix.lab.engines")
-        if engines is not None:
-            parts += engines.status(lab_dir)
-        elif engines_only:
-            click.echo("engines: matrix.lab.engines is not available", err=True)
+    parts = control.status(
+        lab_dir, with_registries=not engines_only, with_engines=not registries_only
+    )
     if not parts:
         click.echo("nothing running", err=True)
         sys.exit(1)
