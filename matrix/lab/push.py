@@ -77,6 +77,8 @@ class Pusher:
         self.base = f"{scheme}://{host}"
         self._credentials = credentials
         self._tokens: dict[str, str] = {}
+        # (repository, digest) of content this pusher saw the registry accept or confirm.
+        self._present: set[tuple[str, str]] = set()
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
     def close(self) -> None:
@@ -170,17 +172,28 @@ class Pusher:
     # Blobs and manifests ----------------------------------------------------------------------
 
     def has_blob(self, repository: str, digest: str) -> bool:
+        """True if the registry has the blob (asked once per pusher, then remembered)."""
+        if (repository, digest) in self._present:
+            return True
         response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", repository)
-        return response.status_code == 200
+        return self._remember(repository, digest, response.status_code == 200)
 
     def has_manifest(self, repository: str, manifest: Blob) -> bool:
+        """True if the registry has `manifest` by digest (asked once, then remembered)."""
+        if (repository, manifest.digest) in self._present:
+            return True
         response = self._request(
             "HEAD",
             f"/v2/{repository}/manifests/{manifest.digest}",
             repository,
             headers={"Accept": manifest.media_type},
         )
-        return response.status_code == 200
+        return self._remember(repository, manifest.digest, response.status_code == 200)
+
+    def _remember(self, repository: str, digest: str, present: bool) -> bool:
+        if present:
+            self._present.add((repository, digest))
+        return present
 
     def push_blob(self, repository: str, blob: Blob) -> bool:
         """Upload `blob` unless the registry has it; True if it was uploaded."""
@@ -202,7 +215,7 @@ class Pusher:
         )
         _expect(finished, (201,), f"blob {blob.digest} upload was not accepted")
         _check_digest(finished, blob.digest)
-        return True
+        return self._remember(repository, blob.digest, True)
 
     def push_manifest(self, repository: str, reference: str, manifest: Blob) -> str:
         """PUT `manifest` under `reference` (a tag or its digest); return the digest."""
@@ -215,6 +228,7 @@ class Pusher:
         )
         _expect(response, (201,), f"manifest {reference} was not accepted")
         _check_digest(response, manifest.digest)
+        self._remember(repository, manifest.digest, True)
         return manifest.digest
 
     def push(self, repository: str, tag: str, root: Blob) -> str:

@@ -27,11 +27,14 @@ from matrix.lab.images import (
     HUB_ROLE,
     SHAPES,
     family_plans,
+    incident_plan,
     publish_family,
     publish_shapes,
     shape_plans,
 )
 from matrix.lab.push import Pusher, parse_bearer_challenge
+from matrix.lab.registries import RunningRole
+from tests.conftest import TOKEN_USERS
 
 ACCEPT_ALL = (
     mt.OCI_INDEX,
@@ -271,15 +274,22 @@ def test_pushing_again_uploads_nothing_and_keeps_digests(
     assert publish_shapes(registry.host, "lab-images/shapes") == shapes
 
 
+ALICE = ("alice", TOKEN_USERS["alice"])
+
+
 @pytest.fixture(scope="module")
-def family(registry: Any, token_registry: Any) -> dict[str, dict[str, str]]:
-    """The family with a token-protected registry as the Hub and a plain one as GHCR."""
-    user, password = next(iter(token_registry.users.items()))
+def role_hosts(hub_registry: RunningRole, ghcr_registry: RunningRole) -> dict[str, str]:
+    return {HUB_ROLE: hub_registry.host, GHCR_ROLE: ghcr_registry.host}
+
+
+@pytest.fixture(scope="module")
+def family(role_hosts: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The family published as the lab does: token registries behind the Hub and GHCR proxies."""
     return publish_family(
-        token_registry.host,
-        registry.host,
+        role_hosts[HUB_ROLE],
+        role_hosts[GHCR_ROLE],
         "lab-images/buildozer",
-        credentials={token_registry.host: (user, password)},
+        credentials={host: ALICE for host in role_hosts.values()},
     )
 
 
@@ -297,12 +307,13 @@ def test_family_has_the_same_digests_on_both_registries_except_latest(
 
 @pytest.mark.registry
 def test_hub_latest_is_the_build_cache_export(
-    token_registry: Any, family: dict[str, dict[str, str]]
+    role_hosts: dict[str, str], family: dict[str, dict[str, str]]
 ) -> None:
-    with Pusher(token_registry.host) as anonymous:
+    with Pusher(role_hosts[HUB_ROLE]) as anonymous:
         response, document = _read_back(anonymous, "lab-images/buildozer", "latest")
 
     assert response.headers["Docker-Content-Digest"] == family[HUB_ROLE]["latest"]
+    assert family[HUB_ROLE]["latest"] == incident_plan("lab-images/buildozer").root.digest
     assert [entry["mediaType"] for entry in document["manifests"]] == [
         mt.OCI_LAYER_GZIP,
         mt.BUILDKIT_CACHE_CONFIG,
@@ -312,17 +323,15 @@ def test_hub_latest_is_the_build_cache_export(
 @pytest.mark.registry
 @pytest.mark.parametrize("role", [HUB_ROLE, GHCR_ROLE])
 def test_family_tags_read_back_as_published(
-    registry: Any, token_registry: Any, family: dict[str, dict[str, str]], role: str
+    role_hosts: dict[str, str], family: dict[str, dict[str, str]], role: str
 ) -> None:
-    host = token_registry.host if role == HUB_ROLE else registry.host
-    with Pusher(host) as pusher:
+    with Pusher(role_hosts[role]) as anonymous:
         for tag, digest in family[role].items():
-            response, _ = _read_back(pusher, "lab-images/buildozer", tag)
+            response, _ = _read_back(anonymous, "lab-images/buildozer", tag)
             assert response.headers["Docker-Content-Digest"] == digest
             schema1 = response.headers["Content-Type"] == mt.DOCKER_SCHEMA1_SIGNED
             assert schema1 == (tag == FAMILY_SCHEMA1_TAG)
-
-        release = pusher.get_manifest("lab-images/buildozer", "1.6.0", ACCEPT_ALL).json()
+        release = anonymous.get_manifest("lab-images/buildozer", "1.6.0", ACCEPT_ALL).json()
 
     platforms = [entry["platform"] for entry in release["manifests"]]
     assert {"architecture": "arm64", "os": "linux", "variant": "v8"} in platforms
