@@ -2,7 +2,8 @@
 
 Blobs go up as one monolithic upload each (POST, then PUT with the digest), skipped when a
 HEAD says the registry already has them; manifests are PUT with their media type. Every answer
-that names a digest is checked against the digest of what was sent.
+that names a digest (`Docker-Content-Digest`) is checked against the digest of what was sent;
+an answer without the header is accepted, as the distribution spec makes it optional.
 
 A registry that answers 401 with a Bearer challenge gets the token flow: GET the realm with
 the service and a `pull,push` scope, with Basic credentials when some are given. Credentials
