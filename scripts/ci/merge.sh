@@ -9,15 +9,25 @@ in=${1:-incoming}
 data=$(config_value data-dir)
 mkdir -p "$data/observations"
 
+# merged_already SHARD BASE: true when BASE.csv or BASE.N.csv holds the same bytes as SHARD.
+merged_already() {
+  local existing
+  for existing in "$2.csv" "$2".*.csv; do
+    if [ -e "$existing" ] && cmp -s "$1" "$existing"; then return 0; fi
+  done
+  return 1
+}
+
 shopt -s nullglob
 for shard in "$in"/observations/*.csv; do
-  target="$data/observations/$(basename "$shard")"
-  if [ -e "$target" ]; then
-    cmp -s "$shard" "$target" && continue
-    n=1
-    while [ -e "${target%.csv}.$n.csv" ]; do n=$((n + 1)); done
-    target="${target%.csv}.$n.csv"
-  fi
+  base="$data/observations/$(basename "$shard" .csv)"
+  merged_already "$shard" "$base" && continue
+  target="$base.csv"
+  n=0
+  while [ -e "$target" ]; do
+    n=$((n + 1))
+    target="$base.$n.csv"
+  done
   cp -n "$shard" "$target"
   echo "$target"
 done
