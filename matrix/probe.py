@@ -308,6 +308,8 @@ def write_observations(rows: Iterable[Observation], path: Path) -> Path:
             frame.to_csv(stream, index=False)
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp makes the file private; observations are meant to be read by others.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except OSError as exc:
         raise DataError(f"cannot write observations to {path}: {exc}") from exc

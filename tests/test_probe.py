@@ -229,6 +229,7 @@ def test_write_observations_replaces_the_file_atomically(tmp_path: Path) -> None
     write_observations(run.observations, target)
 
     assert read_shard(target)["run_id"].tolist() == ["t11"]
+    assert target.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["obs.csv"]
 
 
