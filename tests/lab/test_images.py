@@ -14,8 +14,9 @@ import pytest
 import zstandard
 
 from matrix import mediatypes as mt
-from matrix.errors import AuthError, DigestMismatchError, ProtocolError
+from matrix.errors import AuthError, DigestMismatchError, LabError, ProtocolError
 from matrix.lab import imagebuild as ib
+from matrix.lab import images
 from matrix.lab.images import (
     AMD64,
     ARM64,
@@ -26,6 +27,7 @@ from matrix.lab.images import (
     GHCR_ROLE,
     HUB_ROLE,
     SHAPES,
+    convert_to_schema1,
     family_plans,
     incident_plan,
     publish_family,
@@ -412,3 +414,21 @@ def test_other_builders_push_and_read_back(registry: Any, tag: str) -> None:
     assert response.headers["Content-Type"] == root.media_type
     assert response.headers["Docker-Content-Digest"] == root.digest
     assert document == root.json()
+
+
+@pytest.mark.registry
+def test_schema1_conversion_of_a_missing_tag_is_a_clear_lab_error(registry: Any) -> None:
+    with pytest.raises(LabError, match="lab-images/missing:nothing") as caught:
+        convert_to_schema1(registry.host, "lab-images/missing", "nothing")
+
+    assert "schema 1" in str(caught.value)
+
+
+def test_schema1_conversion_without_skopeo_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(images, "SKOPEO", "/nonexistent/skopeo")
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+    with pytest.raises(LabError, match="install the Debian package skopeo"):
+        convert_to_schema1("127.0.0.1:1", "a/b", "c")
