@@ -418,7 +418,7 @@ class RegistryClient:
         requested = reference if DIGEST_PATTERN.match(reference) else ""
         digest = verify(data, media_type, requested, expected, announced, url=url)
         manifest = Manifest(digest, media_type, data)
-        log.info("fetched manifest %s of %s (%d bytes)", digest, repository, len(data))
+        log.debug("fetched manifest %s of %s (%d bytes)", digest, repository, len(data))
         if self.store is not None:
             self.store.put(manifest)
         return manifest
