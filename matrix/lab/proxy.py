@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -83,17 +83,20 @@ TOO_MANY_REQUESTS = {
 class Fault:
     """A misbehaviour to inject on requests whose path matches `path` (a regular expression).
 
-    `method` limits it to one HTTP method. `latency` (seconds) delays the answer. Then one of:
-    `status` answers that status with `body` (JSON or text) without asking the upstream;
-    `truncate` forwards the upstream's answer but closes the connection after that many body
-    bytes; `reset` drops the connection with a TCP reset. `times` limits how often it applies
-    (None: until faults are cleared).
+    Faults apply to the registry API and to /token, never to the control API. `method` limits
+    a fault to one HTTP method; `latency` (seconds) delays the answer. Then one of: `status`
+    answers that status with `body` (JSON or text) without asking the upstream; `truncate`
+    forwards the upstream's answer but closes the connection after that many body bytes;
+    `reset` drops the connection with a TCP reset. `headers` are set on the answer, forwarded
+    or made up (a registry that lies about a digest or a media type). `times` limits how often
+    the fault applies (None: until faults are cleared).
     """
 
     path: str
     method: str | None = None
     status: int | None = None
     body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     latency: float = 0.0
     truncate: int | None = None
     reset: bool = False
@@ -102,14 +105,18 @@ class Fault:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Fault:
-        known = {"path", "method", "status", "body", "latency", "truncate", "reset", "times"}
-        unknown = set(raw) - known
-        if unknown or "path" not in raw:
-            raise ValueError(f"a fault needs `path` and takes only {sorted(known)}")
+        known = {f.name for f in fields(cls)} - {"applied"}
+        if not isinstance(raw, Mapping) or set(raw) - known or "path" not in raw:
+            raise ValueError(f"a fault is an object with `path` and only {sorted(known)}")
         fault = cls(**{key: raw[key] for key in known if key in raw})
         re.compile(fault.path)
         if fault.method:
             fault.method = fault.method.upper()
+        if not isinstance(fault.headers, dict) or not all(
+            isinstance(value, str) and not set(value) & {"\r", "\n"}
+            for value in fault.headers.values()
+        ):
+            raise ValueError("fault headers are an object of single-line strings")
         return fault
 
     def matches(self, method: str, path: str) -> bool:
@@ -206,12 +213,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         path = urlsplit(self.path).path
         try:
-            if path == "/token" and self.command == "GET":
-                self._answer_token()
-            elif path.startswith("/_lab/"):
+            if path.startswith("/_lab/"):
                 self._control(path)
+                return
+            fault = self._take_fault(path)
+            if fault is not None and fault.reset:
+                self._reset_connection()
+            elif fault is not None and fault.status is not None:
+                self._drain_request_body()
+                self._send_fault(fault)
+            elif path == "/token" and self.command == "GET":
+                self._answer_token(fault)
             else:
-                self._proxy(path)
+                self._proxy(path, fault)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception:
@@ -220,18 +234,27 @@ class _Handler(BaseHTTPRequestHandler):
             log.warning("proxy failed on %s %s", self.command, path, exc_info=True)
             self.close_connection = True
 
+    def _take_fault(self, path: str) -> Fault | None:
+        fault = self.server.state.take_fault(self.command, path)
+        if fault is None:
+            return None
+        log.info("%s %s %s: fault %s", self.client_address[0], self.command, path, fault.path)
+        if fault.latency:
+            time.sleep(fault.latency)
+        return fault
+
     def log_message(self, format: str, *args: object) -> None:
         log.debug("proxy: " + format, *args)
 
     # -- token endpoint and control API ---------------------------------------------------
 
-    def _answer_token(self) -> None:
+    def _answer_token(self, fault: Fault | None) -> None:
         issuer = self.server.config.issuer
         if issuer is None:
             self._send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "no tokens"}]})
             return
         status, body = issuer.answer(urlsplit(self.path).query, self.headers.get("Authorization"))
-        self._send_json(status, body)
+        self._send_json(status, body, fault.headers if fault else None)
 
     def _control(self, path: str) -> None:
         state = self.server.state
@@ -274,26 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- the proxy itself -----------------------------------------------------------------
 
-    def _proxy(self, path: str) -> None:
-        fault = self.server.state.take_fault(self.command, path)
-        if fault is not None and fault.latency:
-            time.sleep(fault.latency)
-        if fault is not None:
-            log.info(
-                "%s %s %s: injected fault %s",
-                self.client_address[0],
-                self.command,
-                path,
-                fault.path,
-            )
-        if fault is not None and fault.reset:
-            self._reset_connection()
-            return
-        if fault is not None and fault.status is not None:
-            self._drain_request_body()
-            self._send_fault(fault)
-            return
-
+    def _proxy(self, path: str, fault: Fault | None) -> None:
         manifest = MANIFEST_PATH.match(path) is not None
         limited = manifest and self.server.config.role == HUB_ROLE
         if limited and self.command == "GET" and self._limit_spent():
@@ -310,6 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
             if limited:
                 self._count(upstream.status_code)
                 extra = self._rate_headers()
+            if fault is not None:
+                extra.update(fault.headers)
             self._relay(upstream, extra, fault.truncate if fault else None)
         finally:
             upstream.close()
@@ -382,9 +388,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Send the upstream's answer on: status, headers, then the body as it arrives."""
         self.send_response_only(upstream.status_code, upstream.reason_phrase)
         length = upstream.headers.get("Content-Length")
+        overridden = {name.lower() for name in extra}
         for name, value in upstream.headers.multi_items():
             lowered = name.lower()
-            if lowered in HOP_BY_HOP or lowered == "content-length":
+            if lowered in HOP_BY_HOP or lowered == "content-length" or lowered in overridden:
                 continue
             if lowered == "location":
                 value = self._rewrite_location(value)
@@ -468,10 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         payload = json.dumps(body).encode("utf-8")
         self.send_response_only(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
+        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
             self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
@@ -483,8 +489,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps({"errors": [{"code": "UNKNOWN", "message": "injected fault"}]})
         payload = body.encode("utf-8")
         content_type = "application/json" if body.lstrip()[:1] in ("{", "[") else "text/plain"
+        headers = {"Content-Type": content_type, **fault.headers}
         self.send_response_only(fault.status)
-        self.send_header("Content-Type", content_type)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding"):
+                self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":

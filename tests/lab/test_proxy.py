@@ -280,3 +280,29 @@ def test_dead_upstream_gives_502(tmp_path: Path) -> None:
         response = httpx.get(f"{role.url}/v2/")
     assert response.status_code == 502
     assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
+
+
+def test_fault_headers_make_the_registry_lie(hub: RunningRole, pushed: str) -> None:
+    wrong = "sha256:" + "0" * 64
+    fault = {"path": f"/manifests/{TAG}$", "headers": {"Docker-Content-Digest": wrong}}
+    httpx.post(f"{hub.url}/_lab/faults", json=fault).raise_for_status()
+    with anonymous(hub) as client:
+        response = client.get(manifest_url(hub))
+    assert response.status_code == 200
+    assert response.headers.get_list("Docker-Content-Digest") == [wrong]
+    assert sha256(response.content) == pushed
+
+
+def test_token_endpoint_can_fail_too(hub: RunningRole) -> None:
+    fault = {"path": "^/token$", "status": 503, "body": "token service down", "times": 1}
+    httpx.post(f"{hub.url}/_lab/faults", json=fault).raise_for_status()
+    params = {"service": "registry.docker.io", "scope": "repository:a/b:pull"}
+    assert httpx.get(hub.realm, params=params).status_code == 503
+    assert httpx.get(hub.realm, params=params).status_code == 200
+
+
+def test_control_api_is_never_faulted(hub: RunningRole) -> None:
+    httpx.post(f"{hub.url}/_lab/faults", json={"path": "", "status": 500}).raise_for_status()
+    assert httpx.get(f"{hub.url}/_lab/counters").status_code == 200
+    assert httpx.get(f"{hub.url}/v2/").status_code == 500
+    assert httpx.delete(f"{hub.url}/_lab/faults").json()["faults"] == []
