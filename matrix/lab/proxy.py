@@ -5,9 +5,13 @@ streamed, never held in memory) and adds what the public registry does on top:
 
 - a token endpoint at /token (the upstream registry runs with `auth: token` and names this
   endpoint as its realm, so the challenges clients see are the public registry's);
+- repositories that do not exist look private to anonymous clients: their tokens grant
+  nothing, so the registry answers 401, as Docker Hub and GHCR do;
 - in the Docker Hub role, the pull limit: `ratelimit-limit`, `ratelimit-remaining` and
-  `docker-ratelimit-source` headers on manifest answers, a count of manifest GETs per client
-  address (HEAD requests are free, as on Hub) and `429 TOOMANYREQUESTS` once the limit is spent.
+  `docker-ratelimit-source` headers on manifest answers, a count of successful manifest GETs
+  per client address (HEAD requests are free, as on Hub) and `429 TOOMANYREQUESTS` once the
+  limit is spent. Without a limit set, the headers advertise Hub's anonymous limit (100 per
+  six hours) but nothing is refused.
 
 Tests steer it through a small control API under /_lab/:
 
