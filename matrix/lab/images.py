@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -63,6 +64,8 @@ INCIDENT_TAG = "latest"
 
 SKOPEO = "/usr/bin/skopeo"
 SKOPEO_TIMEOUT = 120.0
+# skopeo writes its fatal error as a logfmt line: time="…" level=fatal msg="…".
+_SKOPEO_MESSAGE = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -233,5 +236,7 @@ def _run_skopeo(command: list[str], reference: str) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LabError(f"skopeo could not convert {reference} to schema 1: {exc}") from exc
     if done.returncode != 0:
-        message = done.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise LabError(f"skopeo could not convert {reference} to schema 1: {message[0]}")
+        lines = done.stderr.strip().splitlines() or ["no message"]
+        found = _SKOPEO_MESSAGE.search(lines[-1])
+        message = found.group(1).replace('\\"', '"') if found else lines[-1]
+        raise LabError(f"skopeo could not convert {reference} to schema 1: {message}")
