@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from matrix.commands.common import is_quiet, registry_options
+from matrix.commands.show import print_table
 from matrix.errors import MatrixError
 from matrix.observations import new_run_id, write_shard
 from matrix.probe import Prober, ProbeRun, TagProbe, group_predictions, write_observations
@@ -107,10 +108,7 @@ def command(
     run = prober.run
     written = _write(run, out, data_dir)
     if not is_quiet(ctx):
-        output = Console()
-        if not output.is_terminal:
-            output = Console(width=200)
-        output.print(summary_table(run, platforms))
+        print_table(Console(), summary_table(run, platforms))
         for repository, reason in run.incomplete.items():
             click.echo(f"warning: tag list of {repository} is incomplete: {reason}", err=True)
     click.echo(f"wrote {len(run.observations)} observations to {written}", err=True)

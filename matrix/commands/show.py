@@ -17,6 +17,7 @@ from matrix.errors import ConfigError
 from matrix.observations import latest, load
 
 PREDICTED_MARK = "*"
+MAX_FILE_WIDTH = 1000
 ROW_KEY = ["location", "tag", "platform"]
 
 
@@ -137,9 +138,15 @@ def command(sources: Iterable[Path], predictions: bool, width: int | None) -> No
     """
     frame = load(list(sources))
     console = Console(width=width)
-    if not console.is_terminal and width is None:
-        console = Console(width=200)
     if frame.empty:
         console.print("no observations (yet?) in " + ", ".join(str(s) for s in sources))
         return
-    console.print(verdict_table(frame, predictions))
+    print_table(console, verdict_table(frame, predictions), width)
+
+
+def print_table(console: Console, table: Table, width: int | None = None) -> None:
+    """Print `table`; into a file or pipe at its natural width, so that no cell is folded."""
+    if width is None and not console.is_terminal:
+        natural = Console(width=MAX_FILE_WIDTH).measure(table).maximum
+        console = Console(file=console.file, width=min(natural, MAX_FILE_WIDTH))
+    console.print(table)
