@@ -180,6 +180,19 @@ class ProxyState:
             }
 
 
+def _limit_from_json(body: Any, window: int) -> tuple[int | None, int]:
+    """The pull limit and window of a /_lab/limit request, checked."""
+    if not isinstance(body, Mapping):
+        raise ValueError('the limit is an object like {"pulls": 10, "window": 21600}')
+    pulls = body.get("pulls")
+    window = body.get("window", window)
+    if pulls is not None and (not isinstance(pulls, int) or pulls < 0):
+        raise ValueError("pulls is a number of at least 0, or null for no limit")
+    if not isinstance(window, int) or window < 1:
+        raise ValueError("window is a number of seconds, at least 1")
+    return pulls, window
+
+
 @dataclass
 class ProxyConfig:
     upstream: str
@@ -262,8 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _control(self, path: str) -> None:
         state = self.server.state
-        body = self._read_small_json()
         try:
+            body = self._read_small_json()
             if path == "/_lab/counters" and self.command == "GET":
                 self._send_json(200, state.snapshot())
             elif path == "/_lab/faults" and self.command == "POST":
@@ -277,9 +290,9 @@ class _Handler(BaseHTTPRequestHandler):
                     state.faults.clear()
                 self._send_json(200, state.snapshot())
             elif path == "/_lab/limit" and self.command == "POST":
+                pulls, window = _limit_from_json(body, state.window)
                 with state.lock:
-                    state.pull_limit = body.get("pulls")
-                    state.window = int(body.get("window", state.window))
+                    state.pull_limit, state.window = pulls, window
                 self._send_json(200, state.snapshot())
             elif path == "/_lab/reset" and self.command == "POST":
                 with state.lock:
@@ -294,10 +307,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if not length:
             return {}
-        try:
-            return json.loads(self.rfile.read(min(length, 1 << 20)))
-        except ValueError:
-            return {}
+        if length > 1 << 20:
+            self.close_connection = True
+            raise ValueError("control requests take at most 1 MiB")
+        return json.loads(self.rfile.read(length))
 
     # -- the proxy itself -----------------------------------------------------------------
 

@@ -306,3 +306,10 @@ def test_control_api_is_never_faulted(hub: RunningRole) -> None:
     assert httpx.get(f"{hub.url}/_lab/counters").status_code == 200
     assert httpx.get(f"{hub.url}/v2/").status_code == 500
     assert httpx.delete(f"{hub.url}/_lab/faults").json()["faults"] == []
+
+
+def test_bad_limit_is_refused(hub: RunningRole) -> None:
+    for body in ({"pulls": "ten"}, {"pulls": -1}, {"pulls": 1, "window": 0}, [1]):
+        assert httpx.post(f"{hub.url}/_lab/limit", json=body).status_code == 400
+    assert httpx.post(f"{hub.url}/_lab/limit", content=b"{not json").status_code == 400
+    assert counters(hub)["limit"] is None
