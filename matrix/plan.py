@@ -3,7 +3,9 @@
 Pulling is incremental. The latest probe says which digest each tag points at, per platform; an
 engine pulls a (registry, repository, tag, platform) again only when it has no verdict for that
 digest yet: the tag moved, the tag is new, or the engine is. A harness error or a rate-limited
-attempt is not a verdict, so those cells are tried again.
+attempt is not a verdict, and a failure of a transient class (a registry outage, a broken
+connection) is a verdict that may change by itself: those cells are tried again. A failure
+whose explained cause lasts (a tag that is not an image, a missing platform) is not.
 
 Pulls cost what the registry counts. Docker Hub counts manifest GETs (HEADs are free): pulling
 one platform of a multi-platform tag is a GET of the index plus a GET of that platform's
@@ -29,11 +31,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
-from matrix.classify import ErrorClass
+from matrix.classify import CLASS_INFO, ErrorClass
 from matrix.config import DEFAULT_PRIORITY_TAGS
 from matrix.errors import DataError
 from matrix.platforms import DEFAULT_PLATFORMS
@@ -57,6 +59,8 @@ MANIFEST_MEDIA_TYPES = frozenset(
 
 # Failed pulls whose class says something about the puller's address, not about the image.
 NOT_A_VERDICT = frozenset({ErrorClass.RATE_LIMITED.value})
+# Verdicts that may change by themselves (outages, broken connections): pulled again each run.
+TRANSIENT = frozenset(str(cls) for cls, info in CLASS_INFO.items() if info.transient)
 
 _CELL = ("registry", "repository", "tag", "platform")
 _VERSION_TAG = re.compile(r"^v?([0-9]+(?:\.[0-9]+)*)")
@@ -75,7 +79,7 @@ class PlannedPull:
     digest: str
     # Manifest GETs the registry counts for this pull.
     gets: int
-    # Why it is needed: new engine, new tag, new digest, or retry (after a non-verdict).
+    # Why it is needed: new engine, new tag, new digest, or retry (after a transient failure).
     reason: str
 
     @property
@@ -159,7 +163,7 @@ def plan_pulls(
     """
     targets = _targets(probe, platforms)
     verdicts = _verdicts(history)
-    seen_engines = {(client, version) for client, version, *_ in _flatten(verdicts)}
+    seen_engines = {(v.client, v.client_version) for known in verdicts.values() for v in known}
 
     candidates: list[PlannedPull] = []
     for target in targets:
@@ -235,25 +239,31 @@ def _cell_key(row: Mapping[Any, Any]) -> tuple[str, ...]:
     return tuple(str(row[column]) for column in _CELL)
 
 
-def _verdicts(history: pd.DataFrame) -> dict[tuple[str, ...], list[tuple[str, str, str]]]:
-    """Per cell, the (client, client_version, digest) of every pull that gave a verdict."""
+class _Verdict(NamedTuple):
+    client: str
+    client_version: str
+    digest: str
+    # False for a failure of a transient class (an outage, a broken connection): the cell is
+    # tried again until it gets a lasting verdict.
+    lasting: bool
+
+
+def _verdicts(history: pd.DataFrame) -> dict[tuple[str, ...], list[_Verdict]]:
+    """Per cell, every pull that gave a verdict, oldest first."""
     if history.empty:
         return {}
     pulls = history[history["method"] == "pull"]
     pulls = pulls[(pulls["outcome"] != "error") & ~pulls["error_class"].isin(NOT_A_VERDICT)]
+    pulls = pulls.sort_values(["observed_at", "run_id"], kind="stable")
     probed = _probed_digests(history)
-    verdicts: dict[tuple[str, ...], list[tuple[str, str, str]]] = defaultdict(list)
+    verdicts: dict[tuple[str, ...], list[_Verdict]] = defaultdict(list)
     for row in pulls.to_dict("records"):
         digest = row["digest"] or _digest_at(probed, row)
-        verdicts[_cell_key(row)].append((row["client"], row["client_version"], digest))
+        lasting = row["verdict"] not in TRANSIENT
+        verdicts[_cell_key(row)].append(
+            _Verdict(row["client"], row["client_version"], digest, lasting)
+        )
     return verdicts
-
-
-def _flatten(
-    verdicts: Mapping[tuple[str, ...], list[tuple[str, str, str]]],
-) -> Iterable[tuple[str, str, str]]:
-    for entries in verdicts.values():
-        yield from entries
 
 
 def _probed_digests(history: pd.DataFrame) -> dict[tuple[str, ...], list[tuple[str, str]]]:
@@ -280,15 +290,14 @@ def _reason(
     engine: str,
     version: str,
     digest: str,
-    known: list[tuple[str, str, str]],
+    known: list[_Verdict],
     seen_engines: set[tuple[str, str]],
 ) -> str:
-    """Why this engine must pull this cell, or "" when it already has a verdict for `digest`."""
-    mine = [
-        d for client, observed, d in known if client == engine and engine_matches(version, observed)
-    ]
-    if digest in mine:
-        return ""
+    """Why this engine must pull this cell, or "" when it has a lasting verdict for `digest`."""
+    mine = [v for v in known if v.client == engine and engine_matches(version, v.client_version)]
+    same = [v for v in mine if v.digest == digest]
+    if same:
+        return "" if same[-1].lasting else "retry"
     if mine:
         return "new digest"
     if not any(client == engine and engine_matches(version, v) for client, v in seen_engines):

@@ -157,7 +157,7 @@ def test_failed_pull_without_digest_counts_as_a_verdict_for_the_probed_digest() 
                 **row.__dict__,
                 "outcome": "fail",
                 "error_class": "registry-error",
-                "verdict": "",
+                "verdict": "not-an-image",
                 "digest": "",
             }
         )
@@ -165,6 +165,26 @@ def test_failed_pull_without_digest_counts_as_a_verdict_for_the_probed_digest() 
     ]
     history = frame(probe_rows({"latest": 1}), failures)
 
+    assert plan_pulls(history, probe, [("docker", "29")], {}).now == []
+
+
+def test_transient_failures_are_tried_again_until_they_last() -> None:
+    probe = frame(probe_rows({"latest": 1}))
+    first = plan_pulls(frame(), probe, [("docker", "29")], {})
+    ok = pulled(first.now, "2026-12-01T01:00:00Z")
+    outage = [
+        Observation(**{**row.__dict__, "error_class": "registry-error", "verdict": ""})
+        for row in pulled(first.now, "2026-12-01T02:00:00Z", outcome="fail")
+    ]
+
+    during = plan_pulls(frame(probe_rows({"latest": 1}), ok, outage), probe, [("docker", "29")], {})
+    assert {(p.platform, p.reason) for p in during.now} == {
+        ("linux/amd64", "retry"),
+        ("linux/arm64", "retry"),
+    }
+
+    recovered = pulled(first.now, "2026-12-01T03:00:00Z")
+    history = frame(probe_rows({"latest": 1}), ok, outage, recovered)
     assert plan_pulls(history, probe, [("docker", "29")], {}).now == []
 
 
