@@ -156,8 +156,9 @@ def _failure(kind: str, scope: str, row: Any, last_ok_at: str) -> Change:
 
 def _registry_changes(before: pd.DataFrame, now: pd.DataFrame) -> list[Change]:
     """A registry fails as a whole when, in the latest run, every pull of every engine from it
-    failed, over at least two tags. A registry serving a single tag cannot be told apart from a
-    broken tag, and is reported per cell."""
+    failed, over at least two tags, for causes on the registry's side or the way to it (an
+    outage, refused access, the network). Broken images fail per cell; so does a registry
+    serving a single tag, which cannot be told apart from a broken tag."""
     changes = []
     for registry, group in now.groupby("registry", sort=True):
         key = f"registry {registry}"
@@ -165,6 +166,8 @@ def _registry_changes(before: pd.DataFrame, now: pd.DataFrame) -> list[Change]:
             changes.append(Change("recovery", "registry", key, str(registry)))
             continue
         if group[["repository", "tag"]].drop_duplicates().shape[0] < 2:
+            continue
+        if not all(_about(verdict) in ("registry", "network") for verdict in group["verdict"]):
             continue
         earlier = before[before["registry"] == registry]
         kind = "regression" if (earlier["outcome"] == "ok").any() else "failing"
@@ -348,3 +351,11 @@ def sync_issues(
     for action in actions:
         log.info("%s issue for %s", action.verb, action.key)
     return actions
+
+
+def _about(verdict: str) -> str:
+    """Whom a verdict is about (image, registry, client, network), or "unknown"."""
+    try:
+        return CLASS_INFO[ErrorClass(verdict)].about
+    except ValueError:
+        return "unknown"

@@ -64,6 +64,7 @@ def pulls(
     registries: tuple[str, ...] = ("docker.io", "ghcr.io"),
     tags: tuple[str, ...] = ("latest", "1.0"),
     message: str = INCIDENT,
+    verdict: str = "not-an-image",
 ) -> list[Observation]:
     """One pull run: every (registry, tag, engine) ok unless `outcome` says otherwise."""
     outcome = outcome or {}
@@ -87,7 +88,7 @@ def pulls(
                         observed_at=f"2026-12-0{run}T00:00:00Z",
                         digest="sha256:" + f"{run:064x}",
                         error_class="registry-error" if failing else "",
-                        verdict="not-an-image" if failing else "",
+                        verdict=verdict if failing else "",
                         message=message if result != "ok" else "",
                     )
                 )
@@ -193,14 +194,28 @@ def test_registry_wide_failure_is_one_issue(gh: FakeGh) -> None:
         for tag in ("latest", "1.0")
         for version in ("20.10.24", "29.1.2")
     }
-    alert(frame(pulls(1), pulls(2, everything_fails)))
+    outage = pulls(2, everything_fails, verdict="registry-error")
+    alert(frame(pulls(1), outage))
 
     titles = [issue["title"] for issue in gh.issues()]
     assert titles == ["[pull-matrix] registry docker.io: every pull fails"]
     assert "Every pull from **docker.io** failed" in str(gh.issues()[0]["body"])
 
-    alert(frame(pulls(1), pulls(2, everything_fails), pulls(3)))
+    alert(frame(pulls(1), outage, pulls(3)))
     assert gh.issues()[0]["state"] == "closed"
+
+
+def test_broken_images_on_every_tag_are_not_a_registry_failure(gh: FakeGh) -> None:
+    everything_broken = {
+        ("docker.io", tag, version): "fail"
+        for tag in ("latest", "1.0")
+        for version in ("20.10.24", "29.1.2")
+    }
+    alert(frame(pulls(1), pulls(2, everything_broken)))
+
+    titles = sorted(str(issue["title"]) for issue in gh.issues())
+    assert len(titles) == 4
+    assert all(title.endswith(": pull fails") and "registry" not in title for title in titles)
 
 
 def test_dry_run_prints_and_changes_nothing(gh: FakeGh) -> None:
