@@ -532,6 +532,11 @@ class LabProxyServer(ThreadingHTTPServer):
     request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], config: ProxyConfig) -> None:
+        upstream = urlsplit(config.upstream)
+        if upstream.scheme != "http" or upstream.hostname != "127.0.0.1":
+            raise LabError(
+                f"the lab proxy forwards to http://127.0.0.1 only, not {upstream.netloc}"
+            )
         super().__init__(address, _Handler)
         self.listen_host = address[0]
         self.config = config
@@ -613,7 +618,11 @@ class Proxy:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m matrix.lab.proxy", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m matrix.lab.proxy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--listen", default="127.0.0.1:5101", help="HOST:PORT to serve on")
     parser.add_argument("--upstream", required=True, help="the registry's URL")
     parser.add_argument("--role", choices=(HUB_ROLE, GHCR_ROLE), default=HUB_ROLE)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +15,8 @@ import httpx
 import jwt
 import pytest
 
+from matrix.errors import LabError
+from matrix.lab.proxy import Proxy, ProxyConfig
 from matrix.lab.registries import RunningRole, start_role
 from matrix.lab.registry import registry_binary
 from tests.conftest import TOKEN_USERS
@@ -313,3 +317,25 @@ def test_bad_limit_is_refused(hub: RunningRole) -> None:
         assert httpx.post(f"{hub.url}/_lab/limit", json=body).status_code == 400
     assert httpx.post(f"{hub.url}/_lab/limit", content=b"{not json").status_code == 400
     assert counters(hub)["limit"] is None
+
+
+def test_proxy_stays_on_loopback() -> None:
+    with pytest.raises(LabError, match=r"127\.0\.0\.1 only"):
+        Proxy(ProxyConfig("http://192.0.2.1:5000"))
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "matrix.lab.proxy",
+            "--listen",
+            "0.0.0.0:0",
+            "--upstream",
+            "http://127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "127.0.0.1 only" in refused.stderr
