@@ -123,6 +123,49 @@ def test_predictions_from_the_tags_analysis_match_what_the_engine_did(
     assert observation.finding == ""
 
 
+ARM64_EXPECTED = {
+    "arm-only": ("ok",) * 4,
+    "build-cache-on-tag": EXPECTED["build-cache-on-tag"],
+}
+ARM64_CELLS = [
+    (shape, version, expected)
+    for shape, row in ARM64_EXPECTED.items()
+    for version, expected in zip(VERSIONS, row, strict=True)
+]
+
+
+@pytest.fixture(scope="module")
+def pulled_arm64(
+    lab_engines: list[Engine], registry: Registry, shapes: dict[str, str]
+) -> dict[tuple[str, str], Observation]:
+    """The index shapes pulled for linux/arm64 (engines pull any platform; nothing runs)."""
+    references = [_reference(registry, shape) for shape in ARM64_EXPECTED]
+    observations = pull_many(
+        lab_engines, references, ["linux/arm64"], analyses=_analyses(registry, references)
+    )
+    return {(o.tag, o.client_version.split("+", 1)[0]): o for o in observations}
+
+
+@pytest.mark.parametrize(("shape", "version", "expected"), ARM64_CELLS)
+def test_index_shapes_for_arm64_give_the_measured_outcome(
+    pulled_arm64: dict[tuple[str, str], Observation],
+    shapes: dict[str, str],
+    shape: str,
+    version: str,
+    expected: str,
+) -> None:
+    observation = pulled_arm64[(shape, version)]
+
+    assert observation.platform == "linux/arm64"
+    assert observation.error_class == expected, observation.message
+    assert observation.predicted == expected
+    if expected == "ok":
+        # The engine resolves the tag to the index; the platform's manifest is named apart.
+        assert observation.digest == shapes[shape]
+        assert observation.platform_digest.startswith("sha256:")
+        assert observation.platform_digest != observation.digest
+
+
 def test_engine_messages_are_kept_word_for_word(
     pulled: dict[tuple[str, str], Observation],
 ) -> None:
