@@ -155,6 +155,11 @@ def predict(analysis: Analysis | None, platform: str, engine_version: str | Vers
         return _predict_not_an_image(analysis, version)
     if analysis.is_oci and not supports("oci-manifest", version):
         return ErrorClass.UNSUPPORTED_MEDIA_TYPE
+    if analysis.kind == "schema1":
+        # Engines do not hold a schema 1 manifest's architecture against the requested platform:
+        # measured with 20.10.5 and 20.10.24, which pull an amd64 schema 1 image for linux/arm64,
+        # while 26.1.5 and 28.5.2 refuse it as schema 1 whatever the platform.
+        return _predict_image(analysis, version)
     image = analysis.for_platform(platform)
     if image is None:
         return ErrorClass.NO_PLATFORM_MATCH

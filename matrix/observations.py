@@ -166,6 +166,7 @@ def write_shard(rows: Iterable[Observation | Mapping[str, Any]], data_dir: Path,
             frame.to_csv(stream, index=False)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; shards are published data
         os.link(temporary, target)  # fails instead of overwriting, unlike rename
     except FileExistsError as exc:
         raise DataError(f"shard {target} exists already; shards are never overwritten") from exc

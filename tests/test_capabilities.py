@@ -110,6 +110,20 @@ def test_schema1_boundaries_follow_the_table() -> None:
     assert predict(schema1, "linux/amd64", "28.2.0") == ErrorClass.SCHEMA1_REMOVED
 
 
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("20.10.5", "ok"),
+        ("20.10.24", "ok"),
+        ("26.1.5", "schema1-disabled"),
+        ("28.5.2", "schema1-removed"),
+    ],
+)
+def test_schema1_is_judged_by_format_not_by_its_architecture(version: str, expected: str) -> None:
+    # The lab's schema 1 image is amd64; real engines pulled it for linux/arm64 all the same.
+    assert predict(shape("schema1"), "linux/arm64", version) == expected
+
+
 def test_every_capability_says_where_its_fact_comes_from() -> None:
     assert CAPABILITIES
     for row in CAPABILITIES:
