@@ -209,11 +209,13 @@ def _start_background(lab_dir: Path, spec: RoleSpec, port: int) -> Part:
 
     auth = TokenAuth(f"http://127.0.0.1:{port}/token", spec.service, ISSUER, issuer.cert_path)
     registry = start_registry(root / "registry", auth=auth, detach=True)
-    proxy = _spawn_proxy(root, spec, port, registry.url, users_file)
+    started = [registry.pid]
     try:
+        proxy = _spawn_proxy(root, spec, port, registry.url, users_file)
+        started.insert(0, proxy.pid)
         _wait_for_proxy(port, proxy, root / "proxy.log")
     except LabError:
-        _stop_pids([proxy.pid, registry.pid])
+        _stop_pids(started)
         raise
     log.info("%s role at 127.0.0.1:%d (registry %s)", spec.name, port, registry.url)
     return Part(
@@ -254,10 +256,14 @@ def _spawn_proxy(
         "--users-file",
         str(users_file),
     ]
+    # The proxy runs from the role's directory; it must import this very package.
+    package_parent = str(Path(__file__).resolve().parents[2])
+    python_path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
     with open(root / "proxy.log", "ab") as log_stream:
         try:
             return subprocess.Popen(
                 command,
+                env={**os.environ, "PYTHONPATH": python_path},
                 stdin=subprocess.DEVNULL,
                 stdout=log_stream,
                 stderr=subprocess.STDOUT,
