@@ -17,6 +17,7 @@ priority tags (`latest`, `stable`), then version tags newest first, then every o
 Typical use::
 
     plan = plan_pulls(history, probe, [("docker", "27"), ("docker", "20.10")], {"docker.io": 100})
+    plan = plan_for_config(load_config(), history, probe)  # the same, as the config says
     for pull in plan.now:
         ...  # pull pull.reference for pull.platform with engine pull.version
 """
@@ -36,9 +37,10 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from matrix.classify import CLASS_INFO, ErrorClass
-from matrix.config import DEFAULT_PRIORITY_TAGS
-from matrix.errors import DataError
+from matrix.config import DEFAULT_PRIORITY_TAGS, Config
+from matrix.errors import ConfigError, DataError
 from matrix.platforms import DEFAULT_PLATFORMS
+from matrix.reference import parse_repository
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,46 @@ def plan_pulls(
         len(plan.deferred),
     )
     return plan
+
+
+def plan_for_config(
+    config: Config,
+    history: pd.DataFrame,
+    probe: pd.DataFrame,
+    *,
+    images: Iterable[str] = (),
+    versions: Iterable[str] = (),
+) -> Plan:
+    """`plan_pulls` for the images (default: all) and engine versions (default: all) of a
+    config, with its budgets, priority tags and platforms."""
+    chosen = [config.image(name) for name in images] or list(config.images)
+    locations = image_locations(config, images)
+    probe = probe[probe["method"] == "probe"]
+    probe = probe[(probe["registry"] + "/" + probe["repository"]).isin(locations)]
+
+    wanted = set(versions)
+    engines = config.engines.engines
+    unknown = wanted - {version for _, version in engines}
+    if unknown:
+        raise ConfigError(f"engine versions {sorted(unknown)} are not in the config")
+    return plan_pulls(
+        history,
+        probe,
+        [engine for engine in engines if not wanted or engine[1] in wanted],
+        config.budgets(),
+        priority_tags=_union(tag for image in chosen for tag in image.priority_tags),
+        platforms=_union(platform for image in chosen for platform in image.platforms),
+    )
+
+
+def image_locations(config: Config, images: Iterable[str] = ()) -> set[str]:
+    """`registry/repository` of the named images (all configured images when none)."""
+    chosen = [config.image(name) for name in images] or list(config.images)
+    return {str(parse_repository(ref)) for image in chosen for ref in image.refs}
+
+
+def _union(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def counted_gets(media_type: str, kind: str) -> int:

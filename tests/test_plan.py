@@ -4,7 +4,15 @@ import pandas as pd
 import pytest
 
 from matrix.observations import Observation, to_frame
-from matrix.plan import Plan, PlannedPull, counted_gets, engine_matches, plan_pulls, tag_order
+from matrix.plan import (
+    Plan,
+    PlannedPull,
+    counted_gets,
+    engine_matches,
+    plan_for_config,
+    plan_pulls,
+    tag_order,
+)
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -346,3 +354,24 @@ def test_engine_versions_match_by_series_and_debian_build() -> None:
     assert not engine_matches("2", "20.10.5")
     assert not engine_matches("26.1", "26.10.0")
     assert not engine_matches("20.10.2", "20.10.24")
+
+
+def test_plan_for_config_uses_its_images_engines_and_budgets() -> None:
+    from matrix.config import load_config
+    from matrix.errors import ConfigError
+
+    config = load_config(CONFIG)
+    probe = frame(
+        probe_rows({"latest": 1, "1.0": 2}, remaining=50),
+        probe_rows({"latest": 1}, registry="ghcr.io"),
+        probe_rows({"latest": 1}, registry="quay.io"),
+    )
+
+    plan = plan_for_config(config, frame(), probe, versions=["29", "20.10"])
+
+    assert {p.registry for p in plan.now + plan.deferred} == {"docker.io", "ghcr.io"}
+    assert {p.version for p in plan.now} == {"29", "20.10"}
+    assert plan.available == {"docker.io": 50}
+    assert plan.gets_now["docker.io"] == 2 * 2 * 2 * 2
+    with pytest.raises(ConfigError, match="not in the config"):
+        plan_for_config(config, frame(), probe, versions=["19.03"])

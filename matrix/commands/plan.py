@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 import click
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from matrix.commands.common import is_quiet
 from matrix.config import Config, load_config
-from matrix.errors import ConfigError
 from matrix.observations import load
-from matrix.plan import Plan, plan_pulls
-from matrix.reference import parse_repository
+from matrix.plan import Plan, image_locations, plan_for_config
 
 
 @click.command("plan")
@@ -69,7 +65,7 @@ def command(
     if out:
         plan.write(Path(out))
     if list_pulls:
-        locations = _locations(config, images)
+        locations = image_locations(config, images)
         for pull in plan.now:
             wanted = not versions or pull.version in versions
             if wanted and f"{pull.registry}/{pull.repository}" in locations:
@@ -88,37 +84,7 @@ def _plan(
     data = Path(data_dir) if data_dir else config.data_dir
     history = load([data]) if data.exists() else load([])
     probe = load([Path(path) for path in probe_files]) if probe_files else history
-    probe = probe[probe["method"] == "probe"]
-
-    chosen = [config.image(name) for name in image_names] or list(config.images)
-    probe = probe[
-        (probe["registry"] + "/" + probe["repository"]).isin(_locations(config, image_names))
-    ]
-
-    engines = config.engines.engines
-    unknown = set(versions) - {version for _, version in engines}
-    if unknown:
-        raise ConfigError(f"engine versions {sorted(unknown)} are not in the config")
-    if versions:
-        engines = [engine for engine in engines if engine[1] in versions]
-    return plan_pulls(
-        history,
-        pd.DataFrame(probe),
-        engines,
-        config.budgets(),
-        priority_tags=_union(tag for image in chosen for tag in image.priority_tags),
-        platforms=_union(platform for image in chosen for platform in image.platforms),
-    )
-
-
-def _locations(config: Config, image_names: Iterable[str]) -> set[str]:
-    """`registry/repository` of the named images (all configured images when none)."""
-    chosen = [config.image(name) for name in image_names] or list(config.images)
-    return {str(parse_repository(ref)) for image in chosen for ref in image.refs}
-
-
-def _union(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+    return plan_for_config(config, history, probe, images=image_names, versions=versions)
 
 
 def _summary(plan: Plan) -> None:
