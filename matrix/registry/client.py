@@ -200,17 +200,23 @@ class RegistryClient:
         self.manifest_heads: Counter[str] = Counter()
         self.ratelimits: dict[str, RateLimit] = {}
         options: dict[str, Any] = {"transport": transport} if transport else {"http2": True}
-        self._http = httpx.Client(
-            timeout=timeout,
-            follow_redirects=True,
-            headers={"User-Agent": USER_AGENT},
+        settings: dict[str, Any] = {
+            "timeout": timeout,
+            "follow_redirects": True,
+            "headers": {"User-Agent": USER_AGENT},
             **options,
-        )
+        }
+        self._http = httpx.Client(**settings)
+        # For hosts named insecure: TLS without certificate checks, tried before plain HTTP,
+        # as Docker treats an insecure registry. Never used for any other host.
+        self._unverified = httpx.Client(verify=False, **settings)
+        self._schemes: dict[str, str] = {}
         credential_store = credentials or CredentialStore()
         self._auth = Authenticator(credential_store.lookup, self._transmit)
 
     def close(self) -> None:
         self._http.close()
+        self._unverified.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -227,8 +233,27 @@ class RegistryClient:
 
     def base_url(self, repository: Repository) -> str:
         endpoint = repository.endpoint
-        plain = endpoint.lower() in self.insecure or repository.registry.lower() in self.insecure
-        return f"{'http' if plain else 'https'}://{endpoint}"
+        insecure = endpoint.lower() in self.insecure or repository.registry.lower() in self.insecure
+        if not insecure:
+            return f"https://{endpoint}"
+        if endpoint not in self._schemes:
+            self._schemes[endpoint] = self._insecure_scheme(endpoint)
+        return f"{self._schemes[endpoint]}://{endpoint}"
+
+    def _insecure_scheme(self, endpoint: str) -> str:
+        """`https` if the insecure host speaks TLS (certificate unchecked), else `http`."""
+        try:
+            self._unverified.get(f"https://{endpoint}/v2/", timeout=5.0).close()
+        except httpx.TransportError:
+            log.debug("%s does not speak TLS; using plain HTTP", endpoint)
+            return "http"
+        return "https"
+
+    def _client_for(self, request: httpx.Request) -> httpx.Client:
+        host = request.url.netloc.decode("ascii").lower()
+        if request.url.scheme == "https" and host in {e.lower() for e in self._schemes}:
+            return self._unverified
+        return self._http
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -269,7 +294,7 @@ class RegistryClient:
             raise TransportError(f"{request.method} {url} failed: {type(exc).__name__}") from exc
 
     def _transmit_once(self, request: httpx.Request) -> httpx.Response:
-        response = self._http.send(request, stream=True)
+        response = self._client_for(request).send(request, stream=True)
         if response.status_code in RETRY_STATUSES:
             raise _Retryable(_buffered(response))
         return response
