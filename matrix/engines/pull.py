@@ -10,6 +10,7 @@ is kept word for word and classified with `matrix.classify`. A failure of the ha
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -124,9 +125,10 @@ def _attempt(engine: Engine, reference: Reference, platform: str) -> Attempt:
         return Attempt("ok", "", digest, int(image.get("Size") or 0), duration)
     except _PullFailed as exc:
         _remove_quietly(client, name)
-        return Attempt("fail", exc.message, duration_s=time.monotonic() - started)
+        message = redact_message(exc.message)
+        return Attempt("fail", message, duration_s=time.monotonic() - started)
     except APIError as exc:
-        message = _api_message(exc)
+        message = redact_message(_api_message(exc))
         _remove_quietly(client, name)
         return Attempt("fail", message, duration_s=time.monotonic() - started)
     except (_HarnessFault, DockerException, RequestException, OSError) as exc:
@@ -182,6 +184,26 @@ def _api_message(exc: APIError) -> str:
     if isinstance(explanation, bytes):
         explanation = explanation.decode(errors="replace")
     return str(explanation or exc).strip()
+
+
+# A URL in an engine's message: scheme, optional user info, the rest up to a quote or space.
+_URL = re.compile(r"(?P<scheme>https?://)(?:[^/\s\"'@]*@)?(?P<rest>[^\s\"']*)")
+
+
+def redact_message(message: str) -> str:
+    """An engine message with the query strings and user info of its URLs removed.
+
+    Blob downloads are redirected to signed storage URLs whose query string is a credential;
+    engines quote such URLs in their errors. The rest of the message stays word for word.
+    """
+
+    def clean(match: re.Match[str]) -> str:
+        rest = match.group("rest")
+        if "?" in rest:
+            rest = rest.split("?", 1)[0] + "?REDACTED"
+        return match.group("scheme") + rest
+
+    return _URL.sub(clean, message)
 
 
 def _repo_digest(image: Mapping[str, Any], reference: Reference) -> str:
