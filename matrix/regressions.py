@@ -35,6 +35,7 @@ MARKER = "[pull-matrix]"
 _RUN_NOTE = "<!-- pull-matrix run {run_id} -->"
 _MESSAGE_LIMIT = 2000
 _TOKEN_ENV = ("GH_TOKEN", "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN")
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9_.:+/ -]")
 
 _CREDENTIALS = (
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 REDACTED"),
@@ -88,8 +89,10 @@ def _keyed(frame: pd.DataFrame, versions: Sequence[str]) -> pd.DataFrame:
     if rows.empty:
         return rows.assign(key=pd.Series(dtype=str))
     keys = [
-        f"{r.registry}/{r.repository}:{r.tag} {r.platform} "
-        f"{engine_label(str(r.client), str(r.client_version), versions)}"
+        plain(
+            f"{r.registry}/{r.repository}:{r.tag} {r.platform} "
+            f"{engine_label(str(r.client), str(r.client_version), versions)}"
+        )
         for r in rows.itertuples()
     ]
     return rows.assign(key=keys).sort_values(["observed_at", "run_id"], kind="stable")
@@ -128,7 +131,9 @@ def detect(
     rows: Iterable[Any] = now.drop_duplicates("key", keep="last").itertuples()
     for row in rows:
         if row.outcome == "ok":
-            changes.append(Change("recovery", "cell", row.key, row.registry, run_id=row.run_id))
+            changes.append(
+                Change("recovery", "cell", row.key, plain(row.registry), run_id=plain(row.run_id))
+            )
             continue
         if row.registry in covered:
             continue
@@ -138,20 +143,27 @@ def detect(
 
 
 def _failure(kind: str, scope: str, row: Any, last_ok_at: str) -> Change:
+    """A failure from an observation row; every field but the message is made plain text."""
     return Change(
         kind,
         scope,
-        row.key if scope == "cell" else f"registry {row.registry}",
-        row.registry,
-        verdict=row.verdict,
-        error_class=row.error_class,
+        row.key if scope == "cell" else plain(f"registry {row.registry}"),
+        plain(row.registry),
+        verdict=plain(row.verdict),
+        error_class=plain(row.error_class),
         message=row.message,
-        run_id=row.run_id,
-        observed_at=row.observed_at,
-        digest=row.digest,
-        last_ok_at=last_ok_at,
-        engine_version=f"{row.client} {row.client_version}",
+        run_id=plain(row.run_id),
+        observed_at=plain(row.observed_at),
+        digest=plain(row.digest),
+        last_ok_at=plain(last_ok_at),
+        engine_version=plain(f"{row.client} {row.client_version}"),
     )
+
+
+def plain(text: str) -> str:
+    """`text` with only the characters names, versions, digests and times need, so that data
+    from registries and engines cannot add markup, links or mentions to an issue."""
+    return _NOT_PLAIN.sub("", str(text))
 
 
 def _registry_changes(before: pd.DataFrame, now: pd.DataFrame) -> list[Change]:
@@ -163,7 +175,7 @@ def _registry_changes(before: pd.DataFrame, now: pd.DataFrame) -> list[Change]:
     for registry, group in now.groupby("registry", sort=True):
         key = f"registry {registry}"
         if (group["outcome"] == "ok").any():
-            changes.append(Change("recovery", "registry", key, str(registry)))
+            changes.append(Change("recovery", "registry", plain(key), plain(str(registry))))
             continue
         if group[["repository", "tag"]].drop_duplicates().shape[0] < 2:
             continue

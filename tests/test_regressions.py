@@ -9,7 +9,15 @@ import pytest
 
 from matrix.config import default_config
 from matrix.observations import Observation, to_frame, write_shard
-from matrix.regressions import GitHub, detect, engine_label, scrub, split_latest, sync_issues
+from matrix.regressions import (
+    GitHub,
+    detect,
+    engine_label,
+    plain,
+    scrub,
+    split_latest,
+    sync_issues,
+)
 
 FAKE_GH = Path(__file__).with_name("fake_gh.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,3 +256,21 @@ def test_alert_command_end_to_end(gh: FakeGh, tmp_path: Path) -> None:
     assert "1 regressions" in done.stderr
     assert [call[:2] + call[-2:] for call in gh.writes()] == [["issue", "create", "--repo", "o/r"]]
     assert TOKEN not in done.stdout + done.stderr
+
+
+def test_data_cannot_add_markup_to_an_issue(gh: FakeGh) -> None:
+    assert plain("29.1.2 <!-- @someone [x](y) -->") == "29.1.2 -- someone xy --"
+
+    hostile = [
+        Observation(**{**row.__dict__, "client_version": row.client_version + "-@admin<b>"})
+        for row in pulls(2, BROKEN)
+    ]
+    before = [
+        Observation(**{**row.__dict__, "client_version": row.client_version + "-@admin<b>"})
+        for row in pulls(1)
+    ]
+    alert(frame(before, hostile))
+
+    (issue,) = gh.issues()
+    text = str(issue["title"]) + str(issue["body"]).split("```text")[0]
+    assert "@" not in text and "<b>" not in text
