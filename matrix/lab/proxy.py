@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -45,14 +45,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from matrix.errors import LabError
+from matrix.lab.faults import RATE_WINDOW, Fault, ProxyState, limit_from_json
 from matrix.lab.tokens import GHCR_SHAPE, HUB_SHAPE, Scope, TokenIssuer
 
 log = logging.getLogger(__name__)
 
 HUB_ROLE = "hub"
 GHCR_ROLE = "ghcr"
-ADVERTISED_PULL_LIMIT = 100
-RATE_WINDOW = 21600
 CHUNK = 64 * 1024
 
 # The distribution spec's repository name grammar; names outside it are never looked up.
@@ -81,116 +80,6 @@ TOO_MANY_REQUESTS = {
         }
     ]
 }
-
-
-@dataclass
-class Fault:
-    """A misbehaviour to inject on requests whose path matches `path` (a regular expression).
-
-    Faults apply to the registry API and to /token, never to the control API. `method` limits
-    a fault to one HTTP method; `latency` (seconds) delays the answer. Then one of: `status`
-    answers that status with `body` (JSON or text) without asking the upstream; `truncate`
-    forwards the upstream's answer but closes the connection after that many body bytes;
-    `reset` drops the connection with a TCP reset. `headers` are set on the answer, forwarded
-    or made up (a registry that lies about a digest or a media type). `times` limits how often
-    the fault applies (None: until faults are cleared).
-    """
-
-    path: str
-    method: str | None = None
-    status: int | None = None
-    body: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    latency: float = 0.0
-    truncate: int | None = None
-    reset: bool = False
-    times: int | None = None
-    applied: int = 0
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Fault:
-        known = {f.name for f in fields(cls)} - {"applied"}
-        if not isinstance(raw, Mapping) or set(raw) - known or "path" not in raw:
-            raise ValueError(f"a fault is an object with `path` and only {sorted(known)}")
-        fault = cls(**{key: raw[key] for key in known if key in raw})
-        re.compile(fault.path)
-        if fault.method:
-            fault.method = fault.method.upper()
-        if not isinstance(fault.headers, dict) or not all(
-            isinstance(value, str) and not set(value) & {"\r", "\n"}
-            for value in fault.headers.values()
-        ):
-            raise ValueError("fault headers are an object of single-line strings")
-        return fault
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.times is not None and self.applied >= self.times:
-            return False
-        if self.method and self.method != method:
-            return False
-        return re.search(self.path, path) is not None
-
-
-@dataclass
-class ClientCount:
-    manifest_get: int = 0
-    manifest_head: int = 0
-    refused: int = 0
-    window_start: float = field(default_factory=time.monotonic)
-
-
-class ProxyState:
-    """Counts, limit and faults, shared by the proxy's request threads."""
-
-    def __init__(self, pull_limit: int | None = None, window: int = RATE_WINDOW) -> None:
-        self.pull_limit = pull_limit
-        self.window = window
-        self.faults: list[Fault] = []
-        self.clients: dict[str, ClientCount] = {}
-        self.lock = threading.Lock()
-
-    def client(self, address: str) -> ClientCount:
-        count = self.clients.get(address)
-        if count is None or time.monotonic() - count.window_start > self.window:
-            count = self.clients[address] = ClientCount()
-        return count
-
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.matches(method, path):
-                    fault.applied += 1
-                    return fault
-        return None
-
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            return {
-                "limit": self.pull_limit,
-                "window": self.window,
-                "clients": {
-                    address: {
-                        "manifest_get": count.manifest_get,
-                        "manifest_head": count.manifest_head,
-                        "refused": count.refused,
-                    }
-                    for address, count in sorted(self.clients.items())
-                },
-                "faults": [asdict(fault) for fault in self.faults],
-            }
-
-
-def _limit_from_json(body: Any, window: int) -> tuple[int | None, int]:
-    """The pull limit and window of a /_lab/limit request, checked."""
-    if not isinstance(body, Mapping):
-        raise ValueError('the limit is an object like {"pulls": 10, "window": 21600}')
-    pulls = body.get("pulls")
-    window = body.get("window", window)
-    if pulls is not None and (not isinstance(pulls, int) or pulls < 0):
-        raise ValueError("pulls is a number of at least 0, or null for no limit")
-    if not isinstance(window, int) or window < 1:
-        raise ValueError("window is a number of seconds, at least 1")
-    return pulls, window
 
 
 @dataclass
@@ -290,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
                     state.faults.clear()
                 self._send_json(200, state.snapshot())
             elif path == "/_lab/limit" and self.command == "POST":
-                pulls, window = _limit_from_json(body, state.window)
+                pulls, window = limit_from_json(body, state.window)
                 with state.lock:
                     state.pull_limit, state.window = pulls, window
                 self._send_json(200, state.snapshot())
@@ -315,12 +204,12 @@ class _Handler(BaseHTTPRequestHandler):
     # -- the proxy itself -----------------------------------------------------------------
 
     def _proxy(self, path: str, fault: Fault | None) -> None:
-        manifest = MANIFEST_PATH.match(path) is not None
-        limited = manifest and self.server.config.role == HUB_ROLE
-        if limited and self.command == "GET" and self._limit_spent():
+        state, client = self.server.state, self.client_address[0]
+        limited = self.server.config.role == HUB_ROLE and MANIFEST_PATH.match(path) is not None
+        if limited and self.command == "GET" and state.refuse_pull(client):
             self._drain_request_body()
-            self._send_json(429, TOO_MANY_REQUESTS, self._rate_headers())
-            log.info("%s GET %s -> 429 (pull limit spent)", self.client_address[0], path)
+            self._send_json(429, TOO_MANY_REQUESTS, state.rate_headers(client))
+            log.info("%s GET %s -> 429 (pull limit spent)", client, path)
             return
 
         upstream = self._forward()
@@ -329,14 +218,14 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             extra: dict[str, str] = {}
             if limited:
-                self._count(upstream.status_code)
-                extra = self._rate_headers()
+                state.count(client, self.command, upstream.status_code)
+                extra = state.rate_headers(client)
             if fault is not None:
                 extra.update(fault.headers)
             self._relay(upstream, extra, fault.truncate if fault else None)
         finally:
             upstream.close()
-        log.info("%s %s %s -> %d", self.client_address[0], self.command, path, upstream.status_code)
+        log.info("%s %s %s -> %d", client, self.command, path, upstream.status_code)
 
     def _forward(self) -> httpx.Response | None:
         config = self.server.config
@@ -454,38 +343,6 @@ class _Handler(BaseHTTPRequestHandler):
         if target.netloc and target.netloc == upstream.netloc:
             return target._replace(scheme="http", netloc=self.server.public_host).geturl()
         return value
-
-    # -- the pull limit -------------------------------------------------------------------
-
-    def _limit_spent(self) -> bool:
-        state = self.server.state
-        with state.lock:
-            count = state.client(self.client_address[0])
-            spent = state.pull_limit is not None and count.manifest_get >= state.pull_limit
-            if spent:
-                count.refused += 1
-        return spent
-
-    def _count(self, status: int) -> None:
-        state = self.server.state
-        with state.lock:
-            count = state.client(self.client_address[0])
-            if self.command == "HEAD":
-                count.manifest_head += 1
-            elif self.command == "GET" and status == 200:
-                count.manifest_get += 1
-
-    def _rate_headers(self) -> dict[str, str]:
-        state = self.server.state
-        with state.lock:
-            limit = state.pull_limit if state.pull_limit is not None else ADVERTISED_PULL_LIMIT
-            used = state.client(self.client_address[0]).manifest_get
-            window = state.window
-        return {
-            "ratelimit-limit": f"{limit};w={window}",
-            "ratelimit-remaining": f"{max(limit - used, 0)};w={window}",
-            "docker-ratelimit-source": self.client_address[0],
-        }
 
     # -- answers made here ----------------------------------------------------------------
 
