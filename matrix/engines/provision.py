@@ -101,12 +101,17 @@ class Dind:
         return f"pull-matrix-dind-{version}"
 
     def container_spec(self, version: str) -> dict[str, Any]:
-        """The keyword arguments of `client.containers.run` for the engine of `version`."""
-        if self.transport == "tcp":
-            host = f"tcp://0.0.0.0:{DIND_PORT}"
-        else:
-            host = f"unix://{DIND_SOCKET_DIR}/docker.sock"
-        command = [f"--host={host}", "--tls=false"]
+        """The keyword arguments of `client.containers.run` for the engine of `version`.
+
+        The image's entrypoint, given flags only, starts dockerd listening on its Unix socket
+        (`DOCKER_HOST` when that names one) and on TCP port 2375 without TLS when the
+        certificate directory is empty; `--tls=false` says so explicitly, as newer engines
+        refuse plain TCP otherwise. No `--host` is passed: the entrypoint adds its own.
+        """
+        environment = {"DOCKER_TLS_CERTDIR": ""}
+        if self.transport == "unix":
+            environment["DOCKER_HOST"] = f"unix://{DIND_SOCKET_DIR}/docker.sock"
+        command = ["--tls=false"]
         command += [f"--insecure-registry={registry}" for registry in self.insecure_registries]
         spec: dict[str, Any] = {
             "image": self.image(version),
@@ -114,8 +119,7 @@ class Dind:
             "command": command,
             "detach": True,
             "privileged": True,
-            # An empty certificate directory makes the image's entrypoint skip TLS set-up.
-            "environment": {"DOCKER_TLS_CERTDIR": ""},
+            "environment": environment,
             "labels": {DIND_LABEL: version},
         }
         if self.transport == "tcp":
