@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,7 +14,14 @@ import pytest
 
 from matrix.errors import LabError
 from matrix.lab import engines
-from matrix.lab.debian import SUITES, EngineRoot, parse_madison, suite_for, upstream_version
+from matrix.lab.debian import (
+    SUITES,
+    EngineRoot,
+    ensure_engines,
+    parse_madison,
+    suite_for,
+    upstream_version,
+)
 from matrix.lab.state import Part, load_state, save_state
 
 MADISON = """\
@@ -176,3 +184,19 @@ def test_up_keeps_a_running_engine_and_status_sees_one_that_died(lab_dir: Path) 
     assert restarted.healthy
     assert restarted.pids != first.pids
     assert engines.engine_version(restarted.endpoint) == restarted.version
+
+
+def test_a_cached_engine_is_used_without_asking_debian(tmp_path: Path) -> None:
+    packages = {"docker.io": "20.10.24+dfsg1-1", "containerd": "1.6.20~ds1-1", "runc": "1.1.5-1"}
+    root = tmp_path / "engines" / "roots" / packages["docker.io"]
+    (root / "usr" / "sbin").mkdir(parents=True)
+    (root / "usr" / "sbin" / "dockerd").write_text("")
+    (root / "packages.json").write_text(json.dumps(packages))
+    (tmp_path / "engines" / "bookworm.json").write_text(json.dumps(packages))
+
+    # No apt configuration exists below the cache: any fetch would have to create one.
+    [(suite, engine)] = ensure_engines(["bookworm"], cache_dir=tmp_path).items()
+
+    assert (suite, engine.root, engine.version) == ("bookworm", root, "20.10.24")
+    assert engine.dockerd == root / "usr" / "sbin" / "dockerd"
+    assert not (tmp_path / "engines" / "apt").exists()
