@@ -16,7 +16,7 @@ streamed, never held in memory) and adds what the public registry does on top:
 Tests steer it through a small control API under /_lab/:
 
     GET    /_lab/counters   counted requests per client, the limit, the faults in force
-    POST   /_lab/faults     add faults: a JSON object or list of them (see `Fault`)
+    POST   /_lab/faults     add faults: a JSON object or list of them (`matrix.lab.faults.Fault`)
     DELETE /_lab/faults     remove every fault
     POST   /_lab/limit      {"pulls": N or null, "window": seconds}: set or lift the pull limit
     POST   /_lab/reset      forget every count

@@ -339,3 +339,26 @@ def test_proxy_stays_on_loopback() -> None:
     )
     assert refused.returncode != 0
     assert "127.0.0.1 only" in refused.stderr
+
+
+def test_chunked_upstream_answer_is_relayed_whole(hub: RunningRole) -> None:
+    repository = "lab/many-tags"
+    tags = [f"tag-{number:04d}-with-a-longer-name" for number in range(120)]
+    with httpx.Client() as client:
+        login(client, hub.url, repository, "pull,push", auth=ALICE)
+        push_small_image(client, hub.url, repository, tags[0])
+        manifest = client.get(
+            f"{hub.url}/v2/{repository}/manifests/{tags[0]}", headers={"Accept": V2S2}
+        ).content
+        for tag in tags[1:]:
+            client.put(
+                f"{hub.url}/v2/{repository}/manifests/{tag}",
+                content=manifest,
+                headers={"Content-Type": V2S2},
+            ).raise_for_status()
+        upstream = client.get(f"{hub.registry.url}/v2/{repository}/tags/list?n=1000")
+        proxied = client.get(f"{hub.url}/v2/{repository}/tags/list?n=1000")
+    assert "Content-Length" not in upstream.headers
+    assert proxied.headers["Transfer-Encoding"] == "chunked"
+    assert proxied.content == upstream.content
+    assert sorted(proxied.json()["tags"]) == sorted(tags)
