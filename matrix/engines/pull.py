@@ -110,19 +110,18 @@ def _expected(
 
 def _attempt(engine: Engine, reference: Reference, platform: str) -> Attempt:
     name = str(reference)
-    started = time.monotonic()
     try:
         client = api_client(engine.endpoint)
     except EngineError as exc:
         return Attempt("error", str(exc))
     try:
         _remove(client, name)
-        digest = _pull(client, reference, platform)
-        duration = time.monotonic() - started
-        image = client.inspect_image(name)
-        digest = digest or _repo_digest(image, reference)
-        _remove(client, str(image.get("Id") or name))
-        return Attempt("ok", "", digest, int(image.get("Size") or 0), duration)
+    except (DockerException, RequestException, OSError) as exc:
+        client.close()
+        return Attempt("error", f"engine at {engine.endpoint} cannot remove {name}: {exc}")
+    started = time.monotonic()
+    try:
+        return _pull_and_remove(client, reference, platform, started)
     except _PullFailed as exc:
         _remove_quietly(client, name)
         message = redact_message(exc.message)
@@ -139,6 +138,18 @@ def _attempt(engine: Engine, reference: Reference, platform: str) -> Attempt:
         )
     finally:
         client.close()
+
+
+def _pull_and_remove(
+    client: docker.APIClient, reference: Reference, platform: str, started: float
+) -> Attempt:
+    """Pull, measure, then remove the image again so the engine's disk use stays bounded."""
+    digest = _pull(client, reference, platform)
+    duration = time.monotonic() - started
+    image = client.inspect_image(str(reference))
+    digest = digest or _repo_digest(image, reference)
+    _remove(client, str(image.get("Id") or reference))
+    return Attempt("ok", "", digest, int(image.get("Size") or 0), duration)
 
 
 class _PullFailed(Exception):
