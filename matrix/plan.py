@@ -196,8 +196,9 @@ def plan_for_config(
 ) -> Plan:
     """`plan_pulls` for the images (default: all) and engine versions (default: all) of a
     config, with its budgets, priority tags and platforms."""
-    chosen = [config.image(name) for name in images] or list(config.images)
-    locations = image_locations(config, images)
+    names = list(images)
+    chosen = [config.image(name) for name in names] or list(config.images)
+    locations = image_locations(config, names)
     probe = probe[probe["method"] == "probe"]
     probe = probe[(probe["registry"] + "/" + probe["repository"]).isin(locations)]
 
