@@ -121,3 +121,42 @@ def test_pull_command_needs_an_engine(tmp_path: Path) -> None:
     code, output = _run(["127.0.0.1:1/demo/app:1.0", "--out", str(tmp_path / "x.csv")])
     assert code == 2
     assert "--engine" in output
+
+
+def test_pull_command_uses_the_labs_engines(
+    lab_engines: list[Engine],
+    engine_lab_dir: Path,
+    registry: Registry,
+    shapes: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "pulls.csv"
+
+    code, output = _run(
+        [
+            f"{registry.host}/{SHAPES_REPOSITORY}:schema1",
+            "--lab",
+            "--lab-dir",
+            str(engine_lab_dir),
+            "--lab-engine",
+            "20.10.5",
+            "--lab-engine",
+            "sid",
+            "--platform",
+            "linux/amd64",
+            "--insecure",
+            registry.host,
+            "--out",
+            str(out),
+        ]
+    )
+
+    assert code == 0, output
+    frame = _read(out)
+    assert list(frame["client_version"]) == [
+        engine_of(lab_engines, "20.10.5").version,
+        engine_of(lab_engines, "28.5.2").version,
+    ]
+    assert list(frame["error_class"]) == ["ok", "schema1-removed"]
+    assert list(frame["verdict"]) == ["ok", "schema1-removed"]
+    assert frame["cause"][1].startswith("the tag is a Docker schema 1 manifest")
