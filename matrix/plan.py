@@ -154,6 +154,7 @@ def plan_pulls(
     *,
     priority_tags: Sequence[str] = DEFAULT_PRIORITY_TAGS,
     platforms: Sequence[str] | None = None,
+    spent: Mapping[str, int] | None = None,
 ) -> Plan:
     """Plan the pulls of this run.
 
@@ -162,6 +163,8 @@ def plan_pulls(
     version) pairs; a version like `27` covers every `27.x.y` the history holds. `budgets`:
     counted manifest GETs allowed per registry; registries not named are not limited.
     `platforms`: only these platforms, in this order (default: what the probe saw).
+    `spent`: GETs this run already made per registry (the probe's); they come off the budget
+    of a registry that sent no remaining count, which would have included them.
     """
     targets = _targets(probe, platforms)
     verdicts = _verdicts(history)
@@ -175,7 +178,7 @@ def plan_pulls(
             if reason:
                 candidates.append(_pull(engine, version, target, reason))
 
-    available = _available(budgets, probe)
+    available = _available(budgets, probe, spent or {})
     plan = _within_budget(candidates, available, priority_tags, platforms)
     log.info(
         "planned %d pulls now (%s GETs), %d deferred",
@@ -362,10 +365,15 @@ def _pull(engine: str, version: str, target: Mapping[str, Any], reason: str) -> 
     )
 
 
-def _available(budgets: Mapping[str, int], probe: pd.DataFrame) -> dict[str, int | None]:
-    """Counted GETs this run may spend per registry: the budget, lowered to the remaining count
-    the latest probe of the registry saw (its lowest, as the count only falls within a run)."""
-    available: dict[str, int | None] = {name: int(value) for name, value in budgets.items()}
+def _available(
+    budgets: Mapping[str, int], probe: pd.DataFrame, spent: Mapping[str, int]
+) -> dict[str, int | None]:
+    """Counted GETs this run may spend per registry: the budget less what the run spent, or
+    the remaining count the latest probe of the registry saw when that is lower (its lowest,
+    as the count only falls within a run)."""
+    available: dict[str, int | None] = {
+        name: max(0, int(value) - spent.get(name, 0)) for name, value in budgets.items()
+    }
     if probe.empty or "ratelimit_remaining" not in probe.columns:
         return available
     remaining = pd.to_numeric(probe["ratelimit_remaining"], errors="coerce")

@@ -375,3 +375,16 @@ def test_plan_for_config_uses_its_images_engines_and_budgets() -> None:
     assert plan.gets_now["docker.io"] == 2 * 2 * 2 * 2
     with pytest.raises(ConfigError, match="not in the config"):
         plan_for_config(config, frame(), probe, versions=["19.03"])
+
+
+def test_gets_spent_by_the_probe_come_off_the_budget() -> None:
+    probe = frame(probe_rows({"latest": 1, "1.0": 2}))
+
+    plan = plan_pulls(frame(), probe, ENGINES, {"docker.io": 10}, spent={"docker.io": 7})
+
+    assert plan.available == {"docker.io": 3}
+    assert plan.gets_now == {"docker.io": 2}
+    counted = frame(probe_rows({"latest": 1}, remaining=40))
+    assert plan_pulls(
+        frame(), counted, ENGINES, {"docker.io": 100}, spent={"docker.io": 7}
+    ).available == {"docker.io": 40}
