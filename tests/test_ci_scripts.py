@@ -110,3 +110,46 @@ def test_pull_script_with_nothing_planned_starts_no_engine(tmp_path: Path) -> No
     )
 
     assert "nothing planned for engine 27" in done.stdout
+
+
+def _git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def test_commit_data_commits_only_the_data_and_pushes(tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    work = tmp_path / "work"
+    _git("init", "-q", "--bare", "-b", "main", str(remote), cwd=tmp_path)
+    _git("clone", "-q", str(remote), str(work), cwd=tmp_path)
+    (work / "scripts").mkdir()
+    subprocess.run(["cp", "-r", str(SCRIPTS), str(work / "scripts" / "ci")], check=True)
+    config = write_config(work, ["docker.io/kivy/buildozer"])
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    _git("add", ".", cwd=work)
+    _git(*identity, "commit", "-q", "-m", "start", cwd=work)
+    _git("push", "-q", "origin", "HEAD:main", cwd=work)
+    write_shard(pulls(1), work / "data", "run1")
+    (work / "unrelated.txt").write_text("not data")
+    token = "ghs_" + "Z9y8X7w6V5u4T3s2R1q0P9o8"
+    script = str(work / "scripts" / "ci" / "commit-data.sh")
+
+    env = {
+        **os.environ,
+        "PULL_MATRIX_CONFIG": str(config),
+        "PULL_MATRIX_PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+        "GITHUB_TOKEN": token,
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_RUN_ID": "42",
+    }
+    first = subprocess.run([script], capture_output=True, text=True, env=env, check=False)
+    second = subprocess.run([script], capture_output=True, text=True, env=env, check=False)
+
+    assert first.returncode == 0, first.stderr
+    pushed = _git("log", "--name-only", "--format=%s", "main", cwd=remote)
+    assert pushed.splitlines()[0] == "Data: observations of run 42"
+    assert "data/observations/run1.csv" in pushed
+    assert "unrelated.txt" not in pushed
+    assert second.returncode == 0 and "no new data" in second.stdout
+    assert token not in first.stdout + first.stderr + second.stdout + second.stderr
