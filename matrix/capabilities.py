@@ -85,13 +85,23 @@ CAPABILITIES: tuple[Capability, ...] = (
         "(measured on 26.1.5 and 28.5.2).",
     ),
     Capability(
-        "single-platform-mismatch",
+        "lone-manifest-any-platform",
         "1.10",
+        "26.0",
+        ErrorClass.NO_PLATFORM_MATCH,
+        "measured",
+        "A lone image manifest (no index) built for another platform is pulled anyway "
+        "(measured on 20.10.5 and 20.10.24 pulling an amd64 image for linux/arm64); 26.1.5 "
+        "refuses it as not matching the platform (measured; the boundary at 26.0 is assumed).",
+    ),
+    Capability(
+        "lone-manifest-any-platform-again",
+        "28.0",
         "",
         ErrorClass.NO_PLATFORM_MATCH,
-        "assumed",
-        "A lone manifest whose image config names another platform is refused for the "
-        "requested platform.",
+        "measured",
+        "A lone image manifest for another platform is pulled anyway again (measured on "
+        "28.5.2; the boundary at 28.0 is assumed).",
     ),
     Capability(
         "artifact-manifest",
@@ -161,9 +171,18 @@ def predict(analysis: Analysis | None, platform: str, engine_version: str | Vers
         # while 26.1.5 and 28.5.2 refuse it as schema 1 whatever the platform.
         return _predict_image(analysis, version)
     image = analysis.for_platform(platform)
+    if image is None and analysis.kind == "image" and _pulls_any_platform(version):
+        image = analysis
     if image is None:
         return ErrorClass.NO_PLATFORM_MATCH
     return _predict_image(image, version)
+
+
+def _pulls_any_platform(version: Version) -> bool:
+    """Whether this engine pulls a lone manifest of another platform without complaint."""
+    return supports("lone-manifest-any-platform", version) or supports(
+        "lone-manifest-any-platform-again", version
+    )
 
 
 def _predict_not_an_image(analysis: Analysis, version: Version) -> ErrorClass:

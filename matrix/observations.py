@@ -65,6 +65,8 @@ COLUMNS: tuple[str, ...] = (
 )
 
 METHODS = ("probe", "pull")
+# The verdict of an attempt that failed through the harness's own fault: not a class of the image.
+HARNESS_ERROR = "error"
 OUTCOMES = ("ok", "fail", "error")
 
 _NUMERIC = ("http_status", "duration_s", "bytes", "ratelimit_limit", "ratelimit_remaining")
@@ -118,7 +120,10 @@ class Observation:
             raise DataError(f"method must be one of {METHODS}, not {self.method!r}")
         if self.outcome not in OUTCOMES:
             raise DataError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
-        if not self.verdict:
+        if self.outcome == "error":
+            # A fault of the harness (an engine that died) says nothing about the image.
+            self.verdict = HARNESS_ERROR
+        elif not self.verdict:
             self.verdict = "ok" if self.outcome == "ok" else (self.error_class or "unknown")
         if self.outcome == "ok" and not self.error_class:
             self.error_class = "ok"
@@ -147,7 +152,9 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def write_shard(rows: Iterable[Observation | Mapping[str, Any]], data_dir: Path, run_id: str) -> Path:
+def write_shard(
+    rows: Iterable[Observation | Mapping[str, Any]], data_dir: Path, run_id: str
+) -> Path:
     """Write one run's observations as an immutable shard and return its path.
 
     Shards live at `<data_dir>/observations/<run_id>.csv`. An existing shard is never replaced.

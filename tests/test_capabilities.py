@@ -124,6 +124,21 @@ def test_schema1_is_judged_by_format_not_by_its_architecture(version: str, expec
     assert predict(shape("schema1"), "linux/arm64", version) == expected
 
 
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("20.10.5", "ok"), ("20.10.24", "ok"), ("26.1.5", "no-platform-match"), ("28.5.2", "ok")],
+)
+def test_a_lone_manifest_for_another_platform_follows_measured_engines(
+    version: str, expected: str
+) -> None:
+    # Measured: the amd64-only v2s2 image pulled for linux/arm64.
+    config = b'{"architecture": "amd64", "os": "linux"}'
+    amd64 = analyse(b.image_manifest(mt.DOCKER_MANIFEST), fetch_blob=lambda _d, _s: config)
+    assert amd64.platform == "linux/amd64"
+
+    assert predict(amd64, "linux/arm64", version) == expected
+
+
 def test_every_capability_says_where_its_fact_comes_from() -> None:
     assert CAPABILITIES
     for row in CAPABILITIES:
