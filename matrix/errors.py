@@ -10,8 +10,8 @@
     │   └── ProtocolError           an answer that breaks the distribution protocol
     │       └── DigestMismatchError content whose digest is not the one it was asked by
     ├── TransportError              no answer at all: DNS, connect, TLS, reset, time-out
-    ├── EngineError                 a Docker engine that cannot be reached or died (a harness fault)
-    ├── LabError                    a lab part (registry, proxy, engine) that would not start or stop
+    ├── EngineError                 an engine that cannot be reached or died (a harness fault)
+    ├── LabError                    a lab part (registry, proxy, engine) that won't start or stop
     └── DataError                   an observation file that cannot be read or written
 
 Registry errors keep the HTTP status, the registry's error codes and a URL with credentials
@@ -45,7 +45,8 @@ class ConfigError(MatrixError):
     """A config file or command-line value that cannot be used."""
 
 
-class ReferenceError_(MatrixError):  # noqa: N801 - the builtin ReferenceError means something else
+# Named with a trailing underscore: the builtin ReferenceError means something else.
+class ReferenceError_(MatrixError):
     """An image reference that does not parse."""
 
 

@@ -1,4 +1,4 @@
-"""Platforms (`os/architecture[/variant]`) as image indexes and `docker pull --platform` use them."""
+"""Platforms (`os/architecture[/variant]`), as indexes and `docker pull --platform` write them."""
 
 from __future__ import annotations
 
