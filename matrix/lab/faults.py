@@ -44,18 +44,19 @@ class Fault:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Fault:
+        """A fault from its JSON form; ValueError names what is wrong with it."""
         known = {f.name for f in fields(cls)} - {"applied"}
         if not isinstance(raw, Mapping) or set(raw) - known or "path" not in raw:
             raise ValueError(f"a fault is an object with `path` and only {sorted(known)}")
         fault = cls(**{key: raw[key] for key in known if key in raw})
-        re.compile(fault.path)
-        if fault.method:
-            fault.method = fault.method.upper()
-        if not isinstance(fault.headers, dict) or not all(
-            isinstance(value, str) and not set(value) & {"\r", "\n"}
-            for value in fault.headers.values()
-        ):
-            raise ValueError("fault headers are an object of single-line strings")
+        fault.method = fault.method.upper() if isinstance(fault.method, str) else fault.method
+        for problem, wrong in _checks(fault):
+            if wrong:
+                raise ValueError(f"fault {problem}")
+        try:
+            re.compile(fault.path)
+        except re.error as exc:
+            raise ValueError(f"fault path is not a regular expression: {exc}") from exc
         return fault
 
     def matches(self, method: str, path: str) -> bool:
@@ -156,3 +157,38 @@ def limit_from_json(body: Any, window: int) -> tuple[int | None, int]:
     if not isinstance(window, int) or window < 1:
         raise ValueError("window is a number of seconds, at least 1")
     return pulls, window
+
+
+def _checks(fault: Fault) -> list[tuple[str, bool]]:
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    headers = fault.headers
+    return [
+        ("path is a string", not isinstance(fault.path, str)),
+        ("method is a string", fault.method is not None and not isinstance(fault.method, str)),
+        (
+            "status is an HTTP status",
+            fault.status is not None and not (count(fault.status) and 100 <= fault.status <= 599),
+        ),
+        ("body is a string", fault.body is not None and not isinstance(fault.body, str)),
+        ("latency is seconds, at least 0", not number(fault.latency) or fault.latency < 0),
+        ("truncate is a byte count", fault.truncate is not None and not count(fault.truncate)),
+        ("reset is true or false", not isinstance(fault.reset, bool)),
+        ("times is a count", fault.times is not None and not count(fault.times)),
+        ("headers are an object of header names and single-line values", not _headers_ok(headers)),
+    ]
+
+
+def _headers_ok(headers: Any) -> bool:
+    if not isinstance(headers, dict):
+        return False
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            return False
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name) or set(value) & {"\r", "\n"}:
+            return False
+    return True
