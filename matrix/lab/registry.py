@@ -178,7 +178,8 @@ def start_registry(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     if port is not None and port_is_busy(port):
-        raise LabError(f"cannot start a registry on 127.0.0.1:{port}: the port is in use")
+        hint = " (by the Debian package's own registry service?)" if port == 5000 else ""
+        raise LabError(f"cannot start a registry on 127.0.0.1:{port}: the port is in use{hint}")
 
     attempts = 1 if port is not None else 3
     for attempt in range(attempts):
@@ -209,9 +210,15 @@ def _spawn(binary: str, config: Path, log_path: Path, detach: bool) -> subproces
                 stderr=subprocess.STDOUT,
                 start_new_session=detach,
                 cwd=config.parent,
+                env=_registry_environment(),
             )
         except OSError as exc:
             raise LabError(f"cannot start {binary}: {exc}") from exc
+
+
+def _registry_environment() -> dict[str, str]:
+    """The environment without REGISTRY_* variables, which would override the config file."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}
 
 
 def wait_until_healthy(

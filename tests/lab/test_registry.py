@@ -151,3 +151,14 @@ def test_scope_names_may_hold_a_port() -> None:
     assert scope == Scope("repository", "127.0.0.1:5000/lab/app", ("pull", "push"))
     with pytest.raises(ValueError):
         Scope.parse("repository")
+
+
+def test_registry_ignores_registry_variables_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRY_HTTP_ADDR", "0.0.0.0:5999")
+    monkeypatch.setenv("REGISTRY_STORAGE_DELETE_ENABLED", "false")
+    with start_registry(tmp_path) as registry:
+        assert is_healthy(registry.url)
+        config = (tmp_path / "config.yml").read_text()
+        assert f'addr: "127.0.0.1:{registry.port}"' in config
