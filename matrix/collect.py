@@ -23,7 +23,7 @@ from matrix.engines.model import Engine
 from matrix.engines.provision import provision
 from matrix.engines.pull import AnalysisKey, analysis_key, pull_many
 from matrix.observations import Observation, load, new_run_id, to_frame, write_shard
-from matrix.plan import Plan, PlannedPull, engine_matches, plan_pulls
+from matrix.plan import Plan, PlannedPull, engine_matches, plan_for_config
 from matrix.probe import probe_repository
 from matrix.reference import parse_repository
 from matrix.registry import CredentialStore, ManifestStore, RegistryClient
@@ -81,17 +81,14 @@ def probe_all(
     return observations, analyses, dict(sorted(gets.items()))
 
 
-def make_plan(config: Config, probes: Sequence[Observation], history: pd.DataFrame) -> Plan:
-    priority = list(dict.fromkeys(t for image in config.images for t in image.priority_tags))
-    platforms = list(dict.fromkeys(p for image in config.images for p in image.platforms))
-    return plan_pulls(
-        history,
-        to_frame(probes),
-        config.engines.engines,
-        config.budgets(),
-        priority_tags=priority,
-        platforms=platforms,
-    )
+def make_plan(
+    config: Config,
+    probes: Sequence[Observation],
+    history: pd.DataFrame,
+    spent: dict[str, int] | None = None,
+) -> Plan:
+    """The pulls of this run; `spent` is what the probe already took from each budget."""
+    return plan_for_config(config, history, to_frame(probes), spent=spent or {})
 
 
 def assign(plan: Plan, engines: Sequence[Engine]) -> list[tuple[Engine, list[PlannedPull]]]:
@@ -149,7 +146,9 @@ def collect(
 
     probes, analyses, probe_gets = probe_all(config, run_id, on_tag)
     result = CollectResult(run_id=run_id, shard=None, probes=probes, probe_gets=probe_gets)
-    result.plan = make_plan(config, probes, history if history is not None else to_frame([]))
+    result.plan = make_plan(
+        config, probes, history if history is not None else to_frame([]), probe_gets
+    )
 
     if result.plan.now and not probe_only:
         insecure = [name for name, registry in config.registries.items() if registry.insecure]

@@ -196,9 +196,10 @@ def plan_for_config(
     *,
     images: Iterable[str] = (),
     versions: Iterable[str] = (),
+    spent: Mapping[str, int] | None = None,
 ) -> Plan:
     """`plan_pulls` for the images (default: all) and engine versions (default: all) of a
-    config, with its budgets, priority tags and platforms."""
+    config, with its budgets, priority tags and platforms; `spent` as for `plan_pulls`."""
     names = list(images)
     chosen = [config.image(name) for name in names] or list(config.images)
     locations = image_locations(config, names)
@@ -217,6 +218,7 @@ def plan_for_config(
         config.budgets(),
         priority_tags=_union(tag for image in chosen for tag in image.priority_tags),
         platforms=_union(platform for image in chosen for platform in image.platforms),
+        spent=spent,
     )
 
 

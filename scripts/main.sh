@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/python -m matrix collect --lab --config pull-matrix.lab.toml "$@"
-.venv/bin/python -m matrix site --data data --out site
+.venv/bin/python -m matrix site --data lab-data --out site
 cat <<'DONE'
 
 The site is built in site/. To open it:
-  .venv/bin/python -m matrix site --serve      # then browse http://127.0.0.1:8000/
+  .venv/bin/python -m matrix site --data lab-data --serve   # then browse http://127.0.0.1:8000/
 DONE
