@@ -38,7 +38,7 @@ from matrix.lab.registry import (
     registry_version,
     start_registry,
 )
-from matrix.lab.state import Part, load_state, save_state
+from matrix.lab.state import STATE_FILE, Part, load_state, save_state
 from matrix.lab.tokens import GHCR_SHAPE, HUB_SHAPE, TokenIssuer
 
 log = logging.getLogger(__name__)
@@ -317,9 +317,10 @@ def down(lab_dir: Path) -> None:
     pids = [pid for part in state.of_kind(KIND) for pid in part.pids]
     pids += _referring(lab_dir / "registries")
     _stop_pids(sorted(set(pids)))
-    state = load_state(lab_dir)
-    state.replace(KIND, [])
-    save_state(lab_dir, state)
+    if (lab_dir / STATE_FILE).exists():
+        state = load_state(lab_dir)
+        state.replace(KIND, [])
+        save_state(lab_dir, state)
     log.info("registries stopped")
 
 
@@ -386,6 +387,6 @@ def _referring(base: Path) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
-        if any(prefix in argument for argument in _cmdline(int(entry))):
+        if any(argument.startswith(prefix + os.sep) for argument in _cmdline(int(entry))):
             found.append(int(entry))
     return found

@@ -164,3 +164,9 @@ def test_up_repairs_a_role_whose_registry_died(lab_dir: Path, ports: list[str]) 
     assert new_hub != hub_pids
     assert lab(lab_dir, "status", "--registries").returncode == 0
     assert len(running_below(lab_dir)) == 4
+
+
+def test_down_of_a_lab_never_started_changes_nothing(tmp_path: Path) -> None:
+    result = lab(tmp_path / "never", "down", "--registries-only")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "never" / "lab.json").exists()
