@@ -90,7 +90,7 @@ def _blocks(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def incidents(frame: pd.DataFrame) -> pd.DataFrame:
+def incidents(frame: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every incident, newest first: registry, repository, `tags` (sorted tuple), verdict, start,
     end ("" while open), last_seen, runs, message, cause.
 
@@ -108,7 +108,7 @@ def incidents(frame: pd.DataFrame) -> pd.DataFrame:
         "message",
         "cause",
     ]
-    runs = tag_runs(frame)
+    runs = tag_runs(frame) if runs is None else runs
     if runs.empty or not runs["failing"].any():
         return pd.DataFrame(columns=columns)
     runs = _blocks(runs)
@@ -137,11 +137,11 @@ def incidents(frame: pd.DataFrame) -> pd.DataFrame:
     return result.reset_index(drop=True)[columns]
 
 
-def tag_status(frame: pd.DataFrame) -> pd.DataFrame:
+def tag_status(frame: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (registry, repository, tag): `status` (healthy or failing) from its latest run,
     `since` (when that state began), `verdict`, `message`, `cause` and `last_run`."""
     columns = [*TAG_KEY, "status", "since", "verdict", "message", "cause", "last_run"]
-    runs = tag_runs(frame)
+    runs = tag_runs(frame) if runs is None else runs
     if runs.empty:
         return pd.DataFrame(columns=columns)
     runs = _blocks(runs)
@@ -153,10 +153,10 @@ def tag_status(frame: pd.DataFrame) -> pd.DataFrame:
     return last.sort_values(TAG_KEY).reset_index(drop=True)[columns]
 
 
-def status_timeline(frame: pd.DataFrame) -> pd.DataFrame:
+def status_timeline(frame: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (registry, repository, run): status, covered tags, failed tags, tags failing now."""
     columns = [*LOCATION, "run_id", "at", "status", "covered", "failed", "failing_now"]
-    runs = tag_runs(frame)
+    runs = tag_runs(frame) if runs is None else runs
     if runs.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -188,13 +188,17 @@ def status_timeline(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def registry_status(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (registry, repository): `status`, `since`, `last_run`, `failing_tags` (sorted list)."""
+def registry_status(frame: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (registry, repository): `status`, `since`, `last_run`, `failing_tags` (sorted list).
+
+    `runs` is `tag_runs(frame)` when the caller has it already; every function here takes it.
+    """
     columns = [*LOCATION, "status", "since", "last_run", "failing_tags"]
-    timeline = status_timeline(frame)
+    runs = tag_runs(frame) if runs is None else runs
+    timeline = status_timeline(frame, runs)
     if timeline.empty:
         return pd.DataFrame(columns=columns)
-    tags = tag_status(frame)
+    tags = tag_status(frame, runs)
     rows = []
     for (registry, repository), group in timeline.groupby(LOCATION, sort=True):
         statuses = group["status"].tolist()

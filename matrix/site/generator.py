@@ -9,8 +9,10 @@ navigation, a standalone tag page does not.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import importlib
+import io
 import json
 import logging
 from collections import Counter, defaultdict
@@ -30,8 +32,8 @@ from matrix.site.model import (
     Cell,
     Image,
     SiteData,
-    _cell,
     alternatives,
+    cell,
     engine_key,
     failing_now,
     parse_details,
@@ -390,7 +392,10 @@ def data_context(data: SiteData) -> dict[str, Any]:
 DATA_FILES = [
     {"path": "data/observations.csv.gz", "about": "Every observation (gzip-compressed CSV)."},
     {"path": "data/observations.json.gz", "about": "Every observation (gzip-compressed JSON)."},
-    {"path": "data/matrix.csv", "about": "The latest observation of every cell: the matrix."},
+    {
+        "path": "data/matrix.csv.gz",
+        "about": "The latest observation of every cell: the matrix (gzip-compressed CSV).",
+    },
     {"path": "data/matrix.json", "about": "The latest matrix as JSON."},
     {"path": "data/last-known-good.csv", "about": "The last digest of each tag that pulled."},
     {"path": "data/last-known-good.json", "about": "The same as JSON."},
@@ -447,28 +452,61 @@ def json_schema() -> dict[str, Any]:
             for name in COLUMNS
         },
     }
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "data/schema.json",
-        "title": "pull-matrix data",
-        "description": "observations.json.gz and matrix.json: generated_by and rows",
+    matrix = {
+        "type": "object",
+        "required": ["generated_by", "columns", "rows"],
+        "properties": {
+            "generated_by": {"type": "string"},
+            "columns": {"const": list(MATRIX_COLUMNS)},
+            "rows": {
+                "type": "array",
+                "description": "One array per cell, in the order of `columns`.",
+                "items": {
+                    "type": "array",
+                    "prefixItems": [observation["properties"][c] for c in MATRIX_COLUMNS],
+                    "minItems": len(MATRIX_COLUMNS),
+                    "maxItems": len(MATRIX_COLUMNS),
+                },
+            },
+        },
+    }
+    observations = {
         "type": "object",
         "required": ["generated_by", "rows"],
         "properties": {
             "generated_by": {"type": "string"},
             "rows": {"type": "array", "items": {"$ref": "#/$defs/observation"}},
         },
-        "$defs": {"observation": observation},
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "data/schema.json",
+        "title": "pull-matrix data",
+        "description": "observations.json.gz holds `observations`; matrix.json holds `matrix`, "
+        "the latest observation of every cell.",
+        "anyOf": [{"$ref": "#/$defs/observations"}, {"$ref": "#/$defs/matrix"}],
+        "$defs": {"observation": observation, "observations": observations, "matrix": matrix},
     }
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    clean = frame[list(COLUMNS)].astype(object).where(frame[list(COLUMNS)].notna(), None)
-    return clean.to_dict("records")
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+MATRIX_COLUMNS = (
+    "registry",
+    "repository",
+    "tag",
+    "platform",
+    "client",
+    "client_version",
+    "method",
+    "observed_at",
+    "digest",
+    "kind",
+    "verdict",
+    "error_class",
+    "predicted",
+    "finding",
+    "message",
+    "cause",
+)
 
 
 def _sorted_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -476,25 +514,58 @@ def _sorted_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values([*keys, "run_id"], kind="stable")
 
 
+def csv_text(frame: pd.DataFrame) -> str:
+    """The frame as CSV, as `DataFrame.to_csv(index=False)` writes it, in less time."""
+    columns = [str(column) for column in frame.columns]
+    values = [frame[column].tolist() for column in columns]
+    for index, column in enumerate(columns):
+        if frame[column].dtype.kind == "f":
+            values[index] = ["" if value != value else value for value in values[index]]
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*values, strict=True))
+    return stream.getvalue()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _document(frame: pd.DataFrame, key: str) -> str:
+    """`{"generated_by": ..., key: [records]}` with pandas' fast JSON writer for the records."""
+    rows = frame.to_json(orient="records", force_ascii=False) if len(frame) else "[]"
+    return f'{{"generated_by":{json.dumps(GENERATED_BY)},"{key}":{rows}}}'
+
+
 def write_data(data: SiteData, out: Path) -> None:
     directory = out / "data"
     directory.mkdir(parents=True, exist_ok=True)
-    frame = _sorted_frame(data.frame)
-    latest_cells = _sorted_frame(pd.concat([data.probes, data.pulls], ignore_index=True))
+    frame = _sorted_frame(data.frame)[list(COLUMNS)]
+    cells = _sorted_frame(pd.concat([data.probes, data.pulls], ignore_index=True))
+    cells = cells[list(MATRIX_COLUMNS)]
     # mtime=0 keeps the compressed files identical from build to build.
-    with gzip.GzipFile(directory / "observations.csv.gz", "wb", mtime=0) as stream:
-        stream.write(frame.to_csv(index=False).encode())
-    with gzip.GzipFile(directory / "observations.json.gz", "wb", mtime=0) as stream:
-        stream.write(_json({"generated_by": GENERATED_BY, "rows": _records(frame)}).encode())
-    latest_cells.to_csv(directory / "matrix.csv", index=False)
+    with gzip.GzipFile(directory / "observations.csv.gz", "wb", compresslevel=6, mtime=0) as stream:
+        stream.write(csv_text(frame).encode())
+    with gzip.GzipFile(
+        directory / "observations.json.gz", "wb", compresslevel=6, mtime=0
+    ) as stream:
+        stream.write(_document(frame, "rows").encode())
+    with gzip.GzipFile(directory / "matrix.csv.gz", "wb", compresslevel=6, mtime=0) as stream:
+        stream.write(csv_text(cells).encode())
     (directory / "matrix.json").write_text(
-        _json({"generated_by": GENERATED_BY, "rows": _records(latest_cells)}), encoding="utf-8"
+        _json(
+            {
+                "generated_by": GENERATED_BY,
+                "columns": list(MATRIX_COLUMNS),
+                "rows": cells.to_numpy().tolist(),
+            }
+        ),
+        encoding="utf-8",
     )
     good = data.last_known_good
-    good.to_csv(directory / "last-known-good.csv", index=False)
-    (directory / "last-known-good.json").write_text(
-        _json({"generated_by": GENERATED_BY, "rows": good.to_dict("records")}), encoding="utf-8"
-    )
+    (directory / "last-known-good.csv").write_text(csv_text(good), encoding="utf-8")
+    (directory / "last-known-good.json").write_text(_document(good, "rows"), encoding="utf-8")
     incidents = [dict(row, tags=list(row["tags"])) for row in data.incidents.to_dict("records")]
     (directory / "incidents.json").write_text(
         _json({"generated_by": GENERATED_BY, "incidents": incidents}), encoding="utf-8"
@@ -540,23 +611,18 @@ def _badge_colour(status: str) -> str:
 
 
 def write_badges(data: SiteData, out: Path) -> None:
-    tag_status = {
-        (row.registry, row.repository, row.tag): row for row in data.tag_status.itertuples()
-    }
-    status = {(row.registry, row.repository): row for row in data.status.itertuples()}
+    tag_status = data.lookup.status
+    status = {(r["registry"], r["repository"]): r for r in data.status.to_dict("records")}
     for image in data.images:
         directory = out / "badges" / image.slug
         directory.mkdir(parents=True, exist_ok=True)
-        worst = _worst([status[loc].status for loc in image.locations if loc in status])
+        worst = _worst([status[loc]["status"] for loc in image.locations if loc in status])
         (out / "badges" / f"{image.slug}.svg").write_text(
             r.badge_svg(image.name, worst, _badge_colour(worst)), encoding="utf-8"
         )
         for registry, repository in image.locations:
-            value = (
-                status[(registry, repository)].status
-                if (registry, repository) in status
-                else "unknown"
-            )
+            location = status.get((registry, repository))
+            value = location["status"] if location else "unknown"
             (directory / f"{slug(registry)}.svg").write_text(
                 r.badge_svg(registry, value, _badge_colour(value)), encoding="utf-8"
             )
@@ -566,10 +632,10 @@ def write_badges(data: SiteData, out: Path) -> None:
                 row = tag_status.get((registry, repository, tag))
                 if row is None:
                     message, colour = "not tested", "#777"
-                elif row.status == HEALTHY:
+                elif row["status"] == HEALTHY:
                     message, colour = "pulls", _badge_colour(HEALTHY)
                 else:
-                    message, colour = row.verdict, _badge_colour(FAILING)
+                    message, colour = row["verdict"], _badge_colour(FAILING)
                 (tag_dir / f"{slug(tag)}.svg").write_text(
                     r.badge_svg(f"{registry} {tag}", message, colour), encoding="utf-8"
                 )
@@ -585,102 +651,127 @@ def _worst(statuses: list[str]) -> str:
 def write_tag_pages(data: SiteData, out: Path) -> int:
     """One standalone HTML page per tag of each image; returns how many were written."""
     template = r.environment().get_template("tag.html")
-    pulls = dict(tuple(data.pulls.groupby(["repository", "tag"]))) if not data.pulls.empty else {}
-    probes = (
-        dict(tuple(data.probes.groupby(["repository", "tag"]))) if not data.probes.empty else {}
-    )
-    history = (
-        dict(tuple(data.changes.groupby(["repository", "tag"]))) if not data.changes.empty else {}
-    )
-    statuses = {
-        (row.registry, row.repository, row.tag): row for row in data.tag_status.itertuples()
-    }
-    empty = data.frame.iloc[0:0]
     written = 0
     for image in data.images:
         directory = out / "tags" / image.slug
         directory.mkdir(parents=True, exist_ok=True)
         for tag in image.tags:
-            key = (image.name, tag)
-            context = _tag_context(
-                data,
-                image,
-                tag,
-                pulls.get(key, empty),
-                probes.get(key, empty),
-                history.get(key, empty),
-                statuses,
-            )
-            text = template.render(root="../../", **context)
+            text = template.render(root="../../", **_tag_context(data, image, tag))
             (directory / f"{slug(tag)}.html").write_text(text, encoding="utf-8")
             written += 1
     return written
 
 
-def _tag_context(
-    data: SiteData,
-    image: Image,
-    tag: str,
-    pulls: pd.DataFrame,
-    probes: pd.DataFrame,
-    history: pd.DataFrame,
-    statuses: dict[tuple[str, str, str], Any],
-) -> dict[str, Any]:
+def _tag_context(data: SiteData, image: Image, tag: str) -> dict[str, Any]:
+    lookup = data.lookup
+    pulls = lookup.pulls.get((image.name, tag), [])
+    probes = lookup.probes.get((image.name, tag), [])
     sections = []
     for registry, repository in image.locations:
-        own_probes = probes[probes["registry"] == registry].sort_values("platform")
-        own_pulls = pulls[pulls["registry"] == registry]
-        status = statuses.get((registry, repository, tag))
-        digest = ""
-        if len(own_probes):
-            digest = str(own_probes.sort_values("observed_at")["digest"].iloc[-1])
-        elif len(own_pulls):
-            digest = str(own_pulls.sort_values("observed_at")["digest"].iloc[-1])
-        probe_rows = [
-            (row.platform, _cell(row), parse_details(row.details))
-            for row in own_probes.itertuples()
-        ]
-        first = probe_rows[0][2] if probe_rows else {}
-        pull_rows: list[tuple[str, list[tuple[str, Cell]]]] = []
-        for platform, group in own_pulls.groupby("platform", sort=True):
-            cells = {row.client_version: _cell(row) for row in group.itertuples()}
-            pull_rows.append((str(platform), [(v, cells[v]) for v in image.engines if v in cells]))
-        ok_count = int((own_pulls["verdict"] == "ok").sum())
-        if status is None and not len(own_probes) and not len(own_pulls):
+        own_probes = sorted(
+            (p for p in probes if p["registry"] == registry), key=lambda p: p["platform"]
+        )
+        own_pulls = [p for p in pulls if p["registry"] == registry]
+        status = lookup.status.get((registry, repository, tag))
+        if status is None and not own_probes and not own_pulls:
             continue
+        digest = lookup.digest.get((registry, repository, tag), "")
+        if not digest and own_pulls:
+            digest = max(own_pulls, key=lambda p: p["observed_at"])["digest"]
+        probe_rows = [(p["platform"], cell(p), parse_details(p["details"])) for p in own_probes]
+        first = probe_rows[0][2] if probe_rows else {}
+        by_platform: dict[str, dict[str, Cell]] = defaultdict(dict)
+        for record in own_pulls:
+            by_platform[record["platform"]][record["client_version"]] = cell(record)
+        pull_rows = [
+            (platform, _alike([(v, cells[v]) for v in image.engines if v in cells]))
+            for platform, cells in sorted(by_platform.items())
+        ]
+        platforms = first.get("platforms") or (
+            [first["platform"]] if first.get("platform") else sorted(by_platform)
+        )
         sections.append(
             {
                 "registry": registry,
                 "repository": repository,
                 "status": status,
                 "digest": digest,
-                "kind": own_probes["kind"].iloc[0] if len(own_probes) else "",
-                "media_type": own_probes["media_type"].iloc[0] if len(own_probes) else "",
-                "platforms": first.get("platforms")
-                or (
-                    [first["platform"]]
-                    if first.get("platform")
-                    else sorted(set(own_pulls["platform"]))
-                ),
+                "kind": own_probes[0]["kind"] if own_probes else "",
+                "media_type": own_probes[0]["media_type"] if own_probes else "",
+                "platforms": platforms,
                 "image_size": first.get("image_size"),
                 "size": first.get("size"),
                 "probes": probe_rows,
                 "pulls": pull_rows,
-                "ok_count": ok_count,
+                "ok_count": sum(1 for p in own_pulls if p["verdict"] == "ok"),
                 "pull_count": len(own_pulls),
-                "pullable": bool(digest) and status is not None and status.status == HEALTHY,
+                "pullable": bool(digest) and status is not None and status["status"] == HEALTHY,
                 "alternatives": alternatives(data, registry, repository, tag),
             }
         )
-    changes = history.iloc[::-1].to_dict("records") if len(history) else []
     return {
         "data": data,
         "image": image,
         "tag": tag,
         "sections": sections,
-        "history": changes,
+        "history": tag_history(lookup.history.get((image.name, tag), []), len(image.engines)),
         "drift": image.drift.get(tag, {}),
     }
+
+
+def _alike(cells: list[tuple[str, Cell]]) -> list[tuple[list[str], Cell, str]]:
+    """Engines whose latest observation says the same thing, as one row: (engines, cell, when).
+
+    `when` is the span of the engines' observation times.
+    """
+    groups: dict[tuple[str, ...], list[tuple[str, Cell]]] = {}
+    for version, c in cells:
+        key = (c.predicted, c.error_class, c.verdict, c.finding, c.message, c.cause)
+        groups.setdefault(key, []).append((version, c))
+    rows = []
+    for members in groups.values():
+        times = sorted(c.observed_at for _, c in members)
+        when = (
+            r.when(times[0])
+            if times[0] == times[-1]
+            else f"{r.when(times[0])} – {r.when(times[-1])}"
+        )
+        rows.append(([version for version, _ in members], members[-1][1], when))
+    return rows
+
+
+def tag_history(changes: list[dict[str, Any]], engine_count: int) -> list[dict[str, Any]]:
+    """Changes of one tag, newest first, with the engines that changed alike in one run joined.
+
+    A run that moved every engine from one verdict to another reads as one line, not eight.
+    """
+    grouped: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for change in changes:
+        key = (
+            change["run_id"],
+            change["registry"],
+            change["platform"],
+            change["method"],
+            change["previous"],
+            change["verdict"],
+            change["digest"],
+        )
+        grouped[key].append(change)
+    rows = []
+    for group in grouped.values():
+        first = min(group, key=lambda c: c["observed_at"])
+        versions = sorted(
+            {c["client_version"] for c in group if c["client_version"]}, key=engine_key
+        )
+        if first["method"] == "probe":
+            client = "probe"
+        elif len(versions) == engine_count and engine_count > 1:
+            client = f"all {engine_count} engines"
+        else:
+            client = ", ".join(versions)
+        rows.append(dict(first, client_version=client))
+    rows.sort(key=lambda c: (c["observed_at"], c["registry"], c["platform"]), reverse=True)
+    return rows
 
 
 def write_standalone(data: SiteData, out: Path, site_url: str = "") -> None:

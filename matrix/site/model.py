@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,10 @@ class SiteData:
     def first_run(self) -> str:
         return str(self.runs.min()) if len(self.runs) else ""
 
+    @cached_property
+    def lookup(self) -> Lookup:
+        return Lookup.of(self)
+
     def image(self, name: str) -> Image:
         for image in self.images:
             if image.name == name:
@@ -141,17 +147,71 @@ class SiteData:
         raise KeyError(name)
 
 
-def _cell(row: Any) -> Cell:
+Key = tuple[str, str, str]
+
+
+@dataclass
+class Lookup:
+    """Records keyed by (registry, repository, tag) or (repository, tag), built once, so that
+    pages for thousands of tags do not filter DataFrames once per tag."""
+
+    pulls: dict[tuple[str, str], list[dict[str, Any]]]
+    probes: dict[tuple[str, str], list[dict[str, Any]]]
+    history: dict[tuple[str, str], list[dict[str, Any]]]
+    status: dict[Key, dict[str, Any]]
+    digest: dict[Key, str]
+    good: dict[Key, dict[str, Any]]
+    locations: dict[tuple[str, str], list[str]]
+
+    @classmethod
+    def of(cls, data: SiteData) -> Lookup:
+        pulls = _by_tag(data.pulls)
+        probes = _by_tag(data.probes)
+        digest: dict[Key, str] = {}
+        for group in probes.values():
+            for record in sorted(group, key=lambda r: r["observed_at"]):
+                if record["digest"]:
+                    digest[(record["registry"], record["repository"], record["tag"])] = record[
+                        "digest"
+                    ]
+        status = {(r["registry"], r["repository"], r["tag"]): r for r in records(data.tag_status)}
+        locations: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for registry, repository, tag in sorted(status):
+            locations[(repository, tag)].append(registry)
+        good = {
+            (r["registry"], r["repository"], r["tag"]): r for r in records(data.last_known_good)
+        }
+        return cls(pulls, probes, _by_tag(data.changes), status, digest, good, dict(locations))
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a DataFrame as dicts; faster than `to_dict("records")` on string columns."""
+    columns = [str(column) for column in frame.columns]
+    values = [frame[column].tolist() for column in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _by_tag(frame: pd.DataFrame) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    if frame.empty:
+        return grouped
+    for record in records(frame):
+        grouped[(record["repository"], record["tag"])].append(record)
+    return grouped
+
+
+def cell(record: dict[str, Any]) -> Cell:
+    """A matrix cell from an observation record (a row as a dict)."""
     return Cell(
-        verdict=row.verdict or "unknown",
-        error_class=row.error_class,
-        message=row.message,
-        cause=row.cause,
-        predicted=row.predicted,
-        finding=row.finding,
-        digest=row.digest,
-        observed_at=row.observed_at,
-        kind=row.kind,
+        verdict=record["verdict"] or "unknown",
+        error_class=record["error_class"],
+        message=record["message"],
+        cause=record["cause"],
+        predicted=record["predicted"],
+        finding=record["finding"],
+        digest=record["digest"],
+        observed_at=record["observed_at"],
+        kind=record["kind"],
     )
 
 
@@ -174,14 +234,15 @@ def build(frame: pd.DataFrame) -> SiteData:
     slugs = image_slugs(frame["repository"])
     images = [_image(name, slugs[name], frame, pulls, probes) for name in sorted(slugs)]
     engines = sort_engines(set(pulls["client_version"]) - {""}) if not pulls.empty else []
+    tag_runs = health.tag_runs(frame)
     data = SiteData(
         frame=frame,
         images=images,
         engines=engines,
         runs=runs,
-        status=health.registry_status(frame),
-        incidents=health.incidents(frame),
-        tag_status=health.tag_status(frame),
+        status=health.registry_status(frame, tag_runs),
+        incidents=health.incidents(frame, tag_runs),
+        tag_status=health.tag_status(frame, tag_runs),
         pass_rate=health.pass_rate(frame),
         last_known_good=last_known_good(frame),
         pulls=pulls,
@@ -210,7 +271,10 @@ def _image(
     own_probes = probes[probes["repository"] == name]
     tags = sort_tags(set(own["tag"]))
     engines = sort_engines(set(own_pulls["client_version"]) - {""})
-    drift_frame = mirror_drift(own, {name: [f"{r}/{n}" for r, n in locations]})
+    candidates = _drift_candidates(own_probes, locations)
+    drift_frame = mirror_drift(
+        own[own["tag"].isin(candidates)], {name: [f"{r}/{n}" for r, n in locations]}
+    )
     drift = {
         row["tag"]: {loc: row[loc] for loc in drift_frame.columns if loc not in ("image", "tag")}
         for _, row in drift_frame.iterrows()
@@ -222,21 +286,38 @@ def _image(
     return image
 
 
+def _drift_candidates(probes: pd.DataFrame, locations: list[tuple[str, str]]) -> set[str]:
+    """Tags that may drift: their digests differ between registries, or a registry lacks them.
+
+    `mirror_drift` decides; this only spares it the tags that cannot drift, which matters with
+    thousands of tags.
+    """
+    if probes.empty or len(locations) < 2:
+        return set()
+    seen = probes[probes["digest"] != ""]
+    per = seen.groupby(["tag", "registry"])["digest"].agg(lambda s: ",".join(sorted(set(s))))
+    table = per.unstack()
+    table = table.reindex(columns=[registry for registry, _ in locations])
+    varies = table.isna().any(axis=1) | (table.nunique(axis=1) > 1)
+    return set(table.index[varies]) | (set(probes["tag"]) - set(seen["tag"]))
+
+
 def _blocks(
     image: Image, registry: str, pulls: pd.DataFrame, probes: pd.DataFrame, order: dict[str, int]
 ) -> list[Block]:
-    pulls = pulls[pulls["registry"] == registry]
-    probes = probes[probes["registry"] == registry]
-    platforms = sorted(set(pulls["platform"]) | set(probes["platform"]))
+    pull_records = records(pulls[pulls["registry"] == registry])
+    probe_records = records(probes[probes["registry"] == registry])
+    platforms = sorted(
+        {r["platform"] for r in pull_records} | {r["platform"] for r in probe_records}
+    )
     blocks = []
     for platform in platforms:
         cells = {
-            (row.tag, row.client_version): _cell(row)
-            for row in pulls[pulls["platform"] == platform].itertuples()
+            (r["tag"], r["client_version"]): cell(r)
+            for r in pull_records
+            if r["platform"] == platform
         }
-        probe_cells = {
-            row.tag: _cell(row) for row in probes[probes["platform"] == platform].itertuples()
-        }
+        probe_cells = {r["tag"]: cell(r) for r in probe_records if r["platform"] == platform}
         tags = sorted({tag for tag, _ in cells} | set(probe_cells), key=order.__getitem__)
         rows = [
             Row(
@@ -322,64 +403,52 @@ class Failure:
     alternatives: list[Alternative]
 
 
-def current_digest(data: SiteData, registry: str, repository: str, tag: str) -> str:
-    probes = data.probes
-    rows = probes[
-        (probes["registry"] == registry)
-        & (probes["repository"] == repository)
-        & (probes["tag"] == tag)
-        & (probes["digest"] != "")
-    ]
-    return str(rows.sort_values("observed_at")["digest"].iloc[-1]) if len(rows) else ""
-
-
 def _when(text: str) -> str:
     return str(text).replace("T", " ")[:16] + " UTC" if text else ""
 
 
+def current_digest(data: SiteData, registry: str, repository: str, tag: str) -> str:
+    """The digest the tag pointed at in its latest probe on this registry ("" if never probed)."""
+    return data.lookup.digest.get((registry, repository, tag), "")
+
+
 def alternatives(data: SiteData, registry: str, repository: str, tag: str) -> list[Alternative]:
     """The same tag on registries where it is healthy, then the last known good digest here."""
+    lookup = data.lookup
     result = []
-    status = data.tag_status
-    healthy = status[
-        (status["repository"] == repository)
-        & (status["tag"] == tag)
-        & (status["registry"] != registry)
-        & (status["status"] == health.HEALTHY)
-    ]
-    for row in healthy.itertuples():
-        digest = current_digest(data, row.registry, repository, tag)
+    for other in lookup.locations.get((repository, tag), []):
+        status = lookup.status[(other, repository, tag)]
+        if other == registry or status["status"] != health.HEALTHY:
+            continue
+        digest = current_digest(data, other, repository, tag)
         if digest:
-            why = f"the same tag on {row.registry}, where it pulls (since {_when(row.since)})"
-            result.append(Alternative(row.registry, repository, tag, digest, why, row.last_run))
-    good = data.last_known_good
-    here = good[
-        (good["registry"] == registry) & (good["repository"] == repository) & (good["tag"] == tag)
-    ]
-    for row in here.itertuples():
-        why = f"the last digest of this tag that pulled from {registry} ({_when(row.observed_at)})"
-        result.append(Alternative(registry, repository, tag, row.digest, why, row.observed_at))
+            why = f"the same tag on {other}, where it pulls (since {_when(status['since'])})"
+            result.append(Alternative(other, repository, tag, digest, why, status["last_run"]))
+    good = lookup.good.get((registry, repository, tag))
+    if good is not None:
+        when = _when(good["observed_at"])
+        why = f"the last digest of this tag that pulled from {registry} ({when})"
+        result.append(
+            Alternative(registry, repository, tag, good["digest"], why, good["observed_at"])
+        )
     return result
 
 
 def failing_now(data: SiteData, repository: str | None = None) -> list[Failure]:
     """Tags whose latest run failed in a way that counts against the registry, newest first."""
-    status = data.tag_status
-    failing = status[status["status"] == health.FAILING]
-    if repository is not None:
-        failing = failing[failing["repository"] == repository]
     failures = [
         Failure(
-            row.registry,
-            row.repository,
-            row.tag,
-            row.verdict,
-            row.since,
-            row.message,
-            row.cause,
-            alternatives(data, row.registry, row.repository, row.tag),
+            r["registry"],
+            r["repository"],
+            r["tag"],
+            r["verdict"],
+            r["since"],
+            r["message"],
+            r["cause"],
+            alternatives(data, r["registry"], r["repository"], r["tag"]),
         )
-        for row in failing.itertuples()
+        for r in data.lookup.status.values()
+        if r["status"] == health.FAILING and repository in (None, r["repository"])
     ]
     failures.sort(key=lambda f: (f.since, f.registry, f.tag), reverse=True)
     return failures

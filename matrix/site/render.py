@@ -14,9 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from matrix.classify import CLASS_INFO, ErrorClass
-from matrix.site.model import GENERATED_BY, NOT_PUBLISHED, class_title
+from matrix.site.model import GENERATED_BY, NOT_PUBLISHED, Cell, class_title
 from matrix.site.versions import slug
 
 _KNOWN_CLASSES = {str(cls) for cls in ErrorClass}
@@ -26,6 +27,24 @@ _STATUS_COLOURS = {"healthy": "#2e7d32", "degraded": "#b26a00", "failing": "#c62
 def verdict_css(verdict: str) -> str:
     """A CSS class for a verdict; verdicts outside the known classes share one class."""
     return f"v-{verdict}" if verdict in _KNOWN_CLASSES else "v-unknown"
+
+
+def cell_html(cell: Cell | None) -> Markup:
+    """One matrix cell as HTML. Written in Python rather than as a template macro because a
+    matrix has tens of thousands of cells; every value is escaped."""
+    if cell is None:
+        return Markup('<td class="c none">–</td>')
+    if cell.ok:
+        return Markup('<td class="c v-ok">ok</td>')
+    classes = f"c {verdict_css(cell.verdict)}" + (" surprise" if cell.surprising else "")
+    return Markup('<td class="{}" tabindex="0" title="{}">{}</td>').format(
+        classes, cell.title, cell.verdict
+    )
+
+
+def verdict_html(verdict: str) -> Markup:
+    """A verdict as a coloured label (a filter: faster than a macro in long tables)."""
+    return Markup('<span class="pm-verdict {}">{}</span>').format(verdict_css(verdict), verdict)
 
 
 def when(text: str) -> str:
@@ -94,6 +113,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(
         verdict_css=verdict_css,
+        cell_html=cell_html,
+        verdict_html=verdict_html,
         when=when,
         day=day,
         short_digest=short_digest,
@@ -149,16 +170,33 @@ def chart_svg(points: list[tuple[str, float, float]], title: str) -> str:
     )
 
 
+_BADGE = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" role="img" '
+    'aria-label="{label}: {message}">\n<title>{label}: {message}</title>\n'
+    '<rect width="{label_w}" height="20" fill="#555"/>\n'
+    '<rect x="{label_w}" width="{message_w}" height="20" fill="{colour}"/>\n'
+    '<g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" '
+    'font-size="11">\n<text x="{label_x}" y="14">{label}</text>\n'
+    '<text x="{message_x}" y="14">{message}</text>\n</g>\n</svg>\n'
+)
+
+
 def badge_svg(label: str, message: str, colour: str) -> str:
-    """A flat badge: `label` on grey, `message` on `colour`; widths estimated from text length."""
+    """A flat badge: `label` on grey, `message` on `colour`; widths estimated from text length.
+
+    A format string rather than a template, since there is one badge per tag and registry.
+    """
     label_w = 6 * len(label) + 12
     message_w = 6 * len(message) + 12
-    return render(
-        "badge.svg",
-        label=label,
-        message=message,
-        colour=colour,
-        label_w=label_w,
-        message_w=message_w,
-        width=label_w + message_w,
+    return str(
+        Markup(_BADGE).format(
+            width=label_w + message_w,
+            label=label,
+            message=message,
+            colour=colour,
+            label_w=label_w,
+            message_w=message_w,
+            label_x=label_w / 2,
+            message_x=label_w + message_w / 2,
+        )
     )

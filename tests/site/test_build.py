@@ -108,27 +108,47 @@ def test_data_downloads_hold_every_observation_and_match_the_schema(
     _validate(document, schema)
     assert len(document["rows"]) == len(frame)
     matrix = json.loads(_read(built_site, "data/matrix.json"))
-    _validate(matrix, schema)
+    _validate_matrix(matrix, schema)
+    rows = [dict(zip(matrix["columns"], row, strict=True)) for row in matrix["rows"]]
     hub_latest = [
         row
-        for row in matrix["rows"]
+        for row in rows
         if row["registry"] == "docker.io" and row["tag"] == "latest" and row["method"] == "pull"
     ]
+    cells = pd.read_csv(built_site / "data/matrix.csv.gz", dtype=str, keep_default_na=False)
+    assert list(cells.columns) == matrix["columns"] and len(cells) == len(rows)
     assert hub_latest and {row["verdict"] for row in hub_latest} == {"not-an-image"}
     good = pd.read_csv(io.StringIO(_read(built_site, "data/last-known-good.csv")))
     assert {"registry", "tag", "digest"} <= set(good.columns)
 
 
+_KINDS = {"string": str, "number": (int, float), "null": type(None)}
+
+
+def _check_type(value: object, spec: dict) -> None:
+    allowed = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+    assert isinstance(value, tuple(_KINDS[k] for k in allowed)), (spec, value)
+
+
 def _validate(document: dict, schema: dict) -> None:
     """The subset of JSON Schema the site's schema uses: required keys and property types."""
-    assert set(schema["required"]) <= set(document)
+    assert set(schema["$defs"]["observations"]["required"]) <= set(document)
     observation = schema["$defs"]["observation"]
     for row in document["rows"]:
         assert set(row) == set(observation["required"])
         for name, spec in observation["properties"].items():
-            allowed = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-            kinds = {"string": str, "number": (int, float), "null": type(None)}
-            assert isinstance(row[name], tuple(kinds[k] for k in allowed)), (name, row[name])
+            _check_type(row[name], spec)
+
+
+def _validate_matrix(document: dict, schema: dict) -> None:
+    definition = schema["$defs"]["matrix"]
+    assert set(definition["required"]) <= set(document)
+    assert document["columns"] == definition["properties"]["columns"]["const"]
+    items = definition["properties"]["rows"]["items"]
+    for row in document["rows"]:
+        assert len(row) == items["minItems"]
+        for value, spec in zip(row, items["prefixItems"], strict=True):
+            _check_type(value, spec)
 
 
 def test_feed_lists_incidents_with_the_open_one_first(built_site: Path) -> None:
