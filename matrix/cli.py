@@ -82,7 +82,10 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def main() -> None:
     try:
-        cli(standalone_mode=False, obj={})
+        # Without standalone mode click returns the code of `ctx.exit(n)` instead of exiting.
+        code = cli(standalone_mode=False, obj={})
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
