@@ -15,6 +15,7 @@ import importlib
 import io
 import json
 import logging
+import multiprocessing
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from matrix.classify import ErrorClass, export_rules
+from matrix.errors import MatrixError
 from matrix.incidents import FAILING, HEALTHY
 from matrix.observations import COLUMNS
 from matrix.site import render as r
@@ -776,9 +778,48 @@ def tag_history(changes: list[dict[str, Any]], engine_count: int) -> list[dict[s
 
 def write_standalone(data: SiteData, out: Path, site_url: str = "") -> None:
     """Tag pages, data downloads, badges and the feed, into the built site at `out`."""
-    out.mkdir(parents=True, exist_ok=True)
+    start_standalone(data, out, site_url, parallel=False)()
+
+
+def _write_tag_pages(data: SiteData, out: Path, site_url: str) -> None:
     count = write_tag_pages(data, out)
+    log.info("wrote %d tag pages to %s", count, out)
+
+
+def _write_downloads(data: SiteData, out: Path, site_url: str) -> None:
     write_data(data, out)
     write_badges(data, out)
     write_feed(data, out, site_url)
-    log.info("wrote %d tag pages, data, badges and feed to %s", count, out)
+    log.info("wrote data, badges and feed to %s", out)
+
+
+def start_standalone(
+    data: SiteData, out: Path, site_url: str = "", parallel: bool = True
+) -> Callable[[], None]:
+    """Start writing the standalone files and return a function that waits for them.
+
+    Where processes can be forked, two child processes write them (tag pages; data, badges
+    and feed) while the caller goes on, which is how MkDocs renders its pages meanwhile. The
+    children share the already-built model by copy-on-write. The waiting function raises
+    MatrixError when a child failed.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = (_write_tag_pages, _write_downloads)
+    _ = data.lookup  # build the lookups once here, not once per child
+    if not parallel or "fork" not in multiprocessing.get_all_start_methods():
+        for job in jobs:
+            job(data, out, site_url)
+        return lambda: None
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=job, args=(data, out, site_url)) for job in jobs]
+    for child in children:
+        child.start()
+
+    def wait() -> None:
+        for child in children:
+            child.join()
+        failed = [job.__name__ for job, child in zip(jobs, children, strict=True) if child.exitcode]
+        if failed:
+            raise MatrixError(f"writing the standalone files failed in {', '.join(failed)}")
+
+    return wait

@@ -2,8 +2,9 @@
 
 `on_config` loads the observation tables once and sets the navigation; `on_files` adds one
 Markdown file per generated page plus the site's JavaScript and CSS; `on_page_content` puts the
-rendered HTML body in place of a generated page's placeholder; `on_post_build` writes the
-standalone files (tag pages, data, badges, feed).
+rendered HTML body in place of a generated page's placeholder. The standalone files (tag pages,
+data, badges, feed) are written by child processes started in `on_files`, once MkDocs has
+emptied the site directory; `on_post_build` waits for them.
 
 The data directory is `$PULL_MATRIX_DATA`, else `extra.pull_matrix.data` in mkdocs.yml (relative
 to that file), else `./data`. Without observations every page says "not published (yet?)".
@@ -73,6 +74,11 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
+    # The site directory has been emptied by now: start writing the standalone files, which
+    # goes on in child processes while MkDocs renders the pages.
+    _state["wait"] = generator.start_standalone(
+        _state["data"], Path(config.site_dir), config.site_url or ""
+    )
     for page in _state["pages"].values():
         files.append(File.generated(config, page.src_uri, content=page.markdown))
     static = resources.files("matrix.site") / "static"
@@ -95,4 +101,17 @@ def on_page_content(html: str, page: MkDocsPage, config: MkDocsConfig, files: Fi
 
 
 def on_post_build(config: MkDocsConfig) -> None:
-    generator.write_standalone(_state["data"], Path(config.site_dir), config.site_url or "")
+    try:
+        _state.pop("wait")()
+    except MatrixError as exc:
+        raise PluginError(str(exc)) from exc
+
+
+def on_build_error(error: Exception) -> None:
+    """Wait for the standalone writers even when the build fails, so none is left running."""
+    wait = _state.pop("wait", None)
+    if wait is not None:
+        try:
+            wait()
+        except MatrixError as exc:
+            log.warning("%s", exc)
