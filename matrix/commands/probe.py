@@ -21,7 +21,7 @@ from matrix.registry import CredentialStore, ManifestStore, RegistryClient
 
 
 def _default_data_dir() -> Path:
-    return Path(os.environ.get("PULL_MATRIX_DATA_DIR", "data"))
+    return Path(os.environ.get("PULL_MATRIX_DATA", "data"))
 
 
 @click.command("probe")
@@ -31,20 +31,22 @@ def _default_data_dir() -> Path:
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the observations to exactly this CSV file (replaced atomically). "
-    "Default: a new shard <data-dir>/observations/<run-id>.csv.",
+    "Default: a new shard <data>/observations/<run-id>.csv.",
 )
 @click.option(
+    "--data",
     "--data-dir",
+    "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=_default_data_dir,
-    show_default="$PULL_MATRIX_DATA_DIR or ./data",
-    help="Where shards and the manifest store (<data-dir>/manifests) live.",
+    show_default="$PULL_MATRIX_DATA or ./data",
+    help="Where shards and the manifest store (<data>/manifests) live.",
 )
 @click.option(
     "--store",
     "store_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Manifest store directory instead of <data-dir>/manifests.",
+    help="Manifest store directory instead of <data>/manifests.",
 )
 @click.option(
     "--verify-blobs",

@@ -16,7 +16,7 @@ n=0
 while read -r image; do
   n=$((n + 1))
   mapfile -t refs < <(config_value refs "$image")
-  args=("${refs[@]}" "${insecure[@]}" --data-dir "$data")
+  args=("${refs[@]}" "${insecure[@]}" --data "$data")
   for platform in $(config_value platforms "$image"); do args+=(--platform "$platform"); done
   tags=$(config_value tags "$image" | paste -sd, -)
   [ -z "$tags" ] || args+=(--tags "$tags")

@@ -39,7 +39,7 @@ def test_probe_lists_every_tag_past_the_first_page(many_tags: str, tmp_path: Pat
     out = tmp_path / "obs.csv"
 
     code, output = run(
-        "probe", many_tags, "--insecure", host, "--out", str(out), "--data-dir", str(tmp_path)
+        "probe", many_tags, "--insecure", host, "--out", str(out), "--data", str(tmp_path)
     )
 
     assert code == 0, output
@@ -53,7 +53,7 @@ def test_probe_lists_every_tag_past_the_first_page(many_tags: str, tmp_path: Pat
     assert "1.0.129" in output
 
     code, output = run(
-        "probe", many_tags, "--insecure", host, "--out", str(out), "--data-dir", str(tmp_path)
+        "probe", many_tags, "--insecure", host, "--out", str(out), "--data", str(tmp_path)
     )
     assert code == 0 and f"manifest GETs: {host}=0" in output
 
@@ -62,7 +62,7 @@ def test_probe_tags_option_and_shard_default(many_tags: str, tmp_path: Path) -> 
     host = many_tags.split("/", 1)[0]
     code, output = run(
         "probe", many_tags, "--insecure", host, "--tags", "1.0.5,1.0.7",
-        "--platform", "linux/arm64", "--data-dir", str(tmp_path), "--run-id", "run-1",
+        "--platform", "linux/arm64", "--data", str(tmp_path), "--run-id", "run-1",
     )  # fmt: skip
 
     assert code == 0, output
@@ -77,7 +77,7 @@ def test_show_renders_probe_verdicts_and_predictions(registry, tmp_path: Path) -
     out = tmp_path / "obs.csv"
     code, output = run(
         "probe", reference, "--insecure", registry.host, "--out", str(out),
-        "--data-dir", str(tmp_path), "--platform", "linux/amd64",
+        "--data", str(tmp_path), "--platform", "linux/amd64",
     )  # fmt: skip
     assert code == 0, output
     assert "not-an-image" in output and "26.1–29.0 registry-error" in output
@@ -148,7 +148,7 @@ def test_interrupted_probe_keeps_what_it_observed(
     result = CliRunner().invoke(
         cli,
         ["probe", many_tags, "--insecure", host, "--tags", "1.0.1,1.0.2,1.0.3,1.0.4",
-         "--out", str(out), "--data-dir", str(tmp_path)],
+         "--out", str(out), "--data", str(tmp_path)],
         obj={},
     )  # fmt: skip
 
