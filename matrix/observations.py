@@ -161,26 +161,42 @@ def write_shard(
     """
     if not _RUN_ID.match(run_id):
         raise DataError(f"run id {run_id!r} is not a safe file name")
+    target = Path(data_dir) / "observations" / f"{run_id}.csv"
+    return write_observations(rows, target, replace=False)
+
+
+def write_observations(
+    rows: Iterable[Observation | Mapping[str, Any]], path: Path, *, replace: bool = True
+) -> Path:
+    """Write observations as CSV to exactly `path`, atomically: a reader sees the old file or
+    the whole new one, never a part. With `replace=False` an existing file is an error."""
+    path = Path(path)
     frame = to_frame(rows)
-    directory = Path(data_dir) / "observations"
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{run_id}.csv"
-    if target.exists():
-        raise DataError(f"shard {target} exists already; shards are never overwritten")
-    handle, temporary = tempfile.mkstemp(prefix=f".{run_id}.", suffix=".tmp", dir=directory)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as exc:
+        raise DataError(f"cannot write observations to {path}: {exc}") from exc
     try:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
             frame.to_csv(stream, index=False)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; shards are published data
-        os.link(temporary, target)  # fails instead of overwriting, unlike rename
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; observations are published data
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)  # fails instead of overwriting, unlike rename
     except FileExistsError as exc:
-        raise DataError(f"shard {target} exists already; shards are never overwritten") from exc
+        raise DataError(f"shard {path} exists already; shards are never overwritten") from exc
+    except OSError as exc:
+        raise DataError(f"cannot write observations to {path}: {exc}") from exc
     finally:
         Path(temporary).unlink(missing_ok=True)
-    log.info("wrote %d observations to %s", len(frame), target)
-    return target
+    log.info("wrote %d observations to %s", len(frame), path)
+    return path
 
 
 def shard_paths(sources: Iterable[Path]) -> list[Path]:

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from matrix import __version__
@@ -24,13 +21,12 @@ from matrix.analysis import Analysis, analyse
 from matrix.capabilities import REFERENCE_VERSIONS, explain, predictions
 from matrix.classify import CLASS_INFO, ErrorClass, classify, classify_http
 from matrix.errors import (
-    DataError,
     DigestMismatchError,
     MatrixError,
     RegistryError,
     TransportError,
 )
-from matrix.observations import Observation, to_frame
+from matrix.observations import Observation
 from matrix.reference import Repository
 from matrix.registry.client import RegistryClient
 
@@ -290,33 +286,6 @@ def probe_repository(
         if on_tag:
             on_tag(probe)
     return prober.run
-
-
-def write_observations(rows: Iterable[Observation], path: Path) -> Path:
-    """Write observations as CSV to exactly `path`, atomically (temporary file, then rename)."""
-    path = Path(path)
-    frame = to_frame(rows)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-        )
-    except OSError as exc:
-        raise DataError(f"cannot write observations to {path}: {exc}") from exc
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            frame.to_csv(stream, index=False)
-            stream.flush()
-            os.fsync(stream.fileno())
-        # mkstemp makes the file private; observations are meant to be read by others.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise DataError(f"cannot write observations to {path}: {exc}") from exc
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    log.info("wrote %d observations to %s", len(frame), path)
-    return path
 
 
 def group_predictions(predicted: Mapping[str, str]) -> str:

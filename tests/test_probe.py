@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from matrix.lab.images import SHAPES, publish_shapes
-from matrix.observations import read_shard
-from matrix.probe import Prober, probe_repository, write_observations
+from matrix.observations import read_shard, write_observations
+from matrix.probe import Prober, probe_repository
 from matrix.reference import parse_repository
 from matrix.registry import CredentialStore, ManifestStore, RegistryClient
 from tests.conftest import TokenRegistry

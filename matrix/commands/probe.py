@@ -14,8 +14,8 @@ from rich.table import Table
 from matrix.commands.common import is_quiet, registry_options
 from matrix.commands.show import print_table
 from matrix.errors import MatrixError
-from matrix.observations import new_run_id, write_shard
-from matrix.probe import Prober, ProbeRun, TagProbe, group_predictions, write_observations
+from matrix.observations import new_run_id, write_observations, write_shard
+from matrix.probe import Prober, ProbeRun, TagProbe, group_predictions
 from matrix.reference import Repository, parse_repository
 from matrix.registry import CredentialStore, ManifestStore, RegistryClient
 

@@ -16,8 +16,8 @@ from matrix.engines.model import Engine, check_endpoint
 from matrix.engines.provision import host_engines, lab_engines
 from matrix.engines.pull import AnalysisKey, analysis_key, pull_many
 from matrix.errors import EngineError, MatrixError
-from matrix.observations import Observation, new_run_id
-from matrix.probe import Prober, write_observations
+from matrix.observations import Observation, new_run_id, write_observations
+from matrix.probe import Prober
 from matrix.reference import Reference, parse_reference
 from matrix.registry import CredentialStore, RegistryClient
 
