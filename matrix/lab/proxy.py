@@ -11,7 +11,11 @@ streamed, never held in memory) and adds what the public registry does on top:
   `docker-ratelimit-source` headers on manifest answers, a count of successful manifest GETs
   per client address (HEAD requests are free, as on Hub) and `429 TOOMANYREQUESTS` once the
   limit is spent. Without a limit set, the headers advertise Hub's anonymous limit (100 per
-  six hours) but nothing is refused.
+  six hours) but nothing is refused;
+- paging of tag lists: the registry behind the proxy (distribution 2.8) ignores `n` and
+  sends every tag at once, so a `GET /v2/<name>/tags/list` with `n` (and perhaps `last`) is
+  answered here from the full list, sorted, at most `n` tags after `last`, with a
+  `Link: <…>; rel="next"` header while more remain. Without `n` the list passes through.
 
 Tests steer it through a small control API under /_lab/:
 
@@ -35,12 +39,13 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -60,6 +65,7 @@ REPOSITORY_NAME = re.compile(
 )
 INTERNAL_USER = "lab-proxy"
 MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
+TAGS_PATH = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -70,6 +76,11 @@ HOP_BY_HOP = {
     "trailer",
     "transfer-encoding",
     "upgrade",
+}
+PAGINATION_NUMBER_INVALID = {
+    "errors": [
+        {"code": "PAGINATION_NUMBER_INVALID", "message": "invalid number of results requested"}
+    ]
 }
 TOO_MANY_REQUESTS = {
     "errors": [
@@ -90,6 +101,53 @@ class ProxyConfig:
     pull_limit: int | None = None
     window: int = RATE_WINDOW
     hide_unknown: bool = True
+
+
+@dataclass(frozen=True)
+class TagPageRequest:
+    """What a client asked of a tag list: at most `size` tags after `last` ("" from the start)."""
+
+    size: int
+    last: str = ""
+
+
+def tag_page_request(query: str) -> TagPageRequest | None:
+    """The page a tag list query asks for; None without `n`. ValueError if `n` is no count."""
+    params = parse_qs(query)
+    if "n" not in params:
+        return None
+    size = params["n"][0]
+    if not size.isascii() or not size.isdigit():
+        raise ValueError(f"n is a number of tags, not {size!r}")
+    return TagPageRequest(int(size), params.get("last", [""])[0])
+
+
+def tag_page(tags: Sequence[str], request: TagPageRequest) -> tuple[list[str], str | None]:
+    """The tags of one page, in lexical order, and the `last` of the next page if there is one."""
+    ordered = sorted(set(tags))
+    start = bisect_right(ordered, request.last) if request.last else 0
+    page = ordered[start : start + request.size]
+    more = bool(page) and start + len(page) < len(ordered)
+    return page, page[-1] if more else None
+
+
+def _listed_tags(body: bytes) -> tuple[str, list[str]] | None:
+    """The repository name and tags of a tag list answer; None if it is not one."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("name"), str):
+        return None
+    tags = document.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return None
+    return document["name"], tags
+
+
+def next_page_link(name: str, size: int, last: str) -> str:
+    """The `Link` header value for the page after `last`, as a URL relative to the registry."""
+    return f'</v2/{name}/tags/list?{urlencode({"n": size, "last": last})}>; rel="next"'
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -130,6 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_fault(fault)
             elif path == "/token" and self.command == "GET":
                 self._answer_token(fault)
+            elif self.command == "GET" and TAGS_PATH.match(path):
+                self._answer_tag_list(path, fault)
             else:
                 self._proxy(path, fault)
         except (BrokenPipeError, ConnectionResetError):
@@ -201,6 +261,46 @@ class _Handler(BaseHTTPRequestHandler):
             raise ValueError("control requests take at most 1 MiB")
         return json.loads(self.rfile.read(length))
 
+    # -- tag lists ------------------------------------------------------------------------
+
+    def _answer_tag_list(self, path: str, fault: Fault | None) -> None:
+        """Page the upstream's full tag list when the client asks for pages, else pass it on."""
+        try:
+            request = tag_page_request(urlsplit(self.path).query)
+        except ValueError:
+            self._drain_request_body()
+            self._send_json(400, PAGINATION_NUMBER_INVALID, fault.headers if fault else None)
+            return
+        if request is None:
+            self._proxy(path, fault)
+            return
+
+        upstream = self._forward(path, skip={"accept-encoding"})
+        if upstream is None:
+            return
+        extra = dict(fault.headers) if fault else {}
+        truncate = fault.truncate if fault else None
+        try:
+            if upstream.status_code != 200:
+                self._relay(upstream, extra, truncate)
+                return
+            listed = _listed_tags(upstream.read())
+            version = upstream.headers.get("Docker-Distribution-API-Version")
+        finally:
+            upstream.close()
+        if listed is None:
+            log.warning("upstream %s sent a tag list that is not one", self.server.config.upstream)
+            self._send_json(502, {"errors": [{"code": "UNAVAILABLE", "message": "bad gateway"}]})
+            return
+
+        name, tags = listed
+        page, last = tag_page(tags, request)
+        headers = {"Docker-Distribution-API-Version": version} if version else {}
+        if last is not None:
+            headers["Link"] = next_page_link(name, request.size, last)
+        self._send_json(200, {"name": name, "tags": page}, {**headers, **extra}, truncate)
+        log.info("%s GET %s -> 200 (page of %d tags)", self.client_address[0], path, len(page))
+
     # -- the proxy itself -----------------------------------------------------------------
 
     def _proxy(self, path: str, fault: Fault | None) -> None:
@@ -227,19 +327,24 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.close()
         log.info("%s %s %s -> %d", client, self.command, path, upstream.status_code)
 
-    def _forward(self) -> httpx.Response | None:
+    def _forward(
+        self, target: str | None = None, skip: frozenset[str] | set[str] = frozenset()
+    ) -> httpx.Response | None:
+        """Send the request on to the upstream, at `target` (path and query) if given."""
         config = self.server.config
         headers = [
             (name, value)
             for name, value in self.headers.items()
-            if name.lower() not in HOP_BY_HOP and name.lower() != "content-length"
+            if name.lower() not in HOP_BY_HOP
+            and name.lower() != "content-length"
+            and name.lower() not in skip
         ]
         length = self.headers.get("Content-Length")
         if length is not None:
             headers.append(("Content-Length", length))
         request = self.server.client.build_request(
             self.command,
-            config.upstream + self.path,
+            config.upstream + (self.path if target is None else target),
             headers=headers,
             content=self._request_body(),
         )
@@ -346,15 +451,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answers made here ----------------------------------------------------------------
 
-    def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+    def _send_json(
+        self,
+        status: int,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        truncate: int | None = None,
+    ) -> None:
         payload = json.dumps(body).encode("utf-8")
         self.send_response_only(status)
         for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        if self.command == "HEAD":
+            return
+        self.wfile.write(payload if truncate is None else payload[:truncate])
+        if truncate is not None:
+            self._close_after_truncation()
 
     def _send_fault(self, fault: Fault) -> None:
         assert fault.status is not None

@@ -16,7 +16,7 @@ import jwt
 import pytest
 
 from matrix.errors import LabError
-from matrix.lab.proxy import Proxy, ProxyConfig
+from matrix.lab.proxy import Proxy, ProxyConfig, TagPageRequest, tag_page, tag_page_request
 from matrix.lab.registries import RunningRole, start_role
 from matrix.lab.registry import registry_binary
 from tests.conftest import TOKEN_USERS
@@ -357,8 +357,122 @@ def test_chunked_upstream_answer_is_relayed_whole(hub: RunningRole) -> None:
                 headers={"Content-Type": V2S2},
             ).raise_for_status()
         upstream = client.get(f"{hub.registry.url}/v2/{repository}/tags/list?n=1000")
-        proxied = client.get(f"{hub.url}/v2/{repository}/tags/list?n=1000")
+        proxied = client.get(f"{hub.url}/v2/{repository}/tags/list")
     assert "Content-Length" not in upstream.headers
     assert proxied.headers["Transfer-Encoding"] == "chunked"
     assert proxied.content == upstream.content
     assert sorted(proxied.json()["tags"]) == sorted(tags)
+
+
+# Tag list paging ------------------------------------------------------------------------------
+
+PAGED = "lab/paged"
+# Pushed out of lexical order, so a page can only come out sorted if the proxy sorts it.
+PAGED_TAGS = ["v10", "latest", "1.0", "v2", "edge", "1.0-rc1", "v1"]
+
+
+def test_tag_page_is_sorted_and_starts_after_last() -> None:
+    ordered = sorted(PAGED_TAGS)
+    assert tag_page(PAGED_TAGS, TagPageRequest(3)) == (ordered[:3], ordered[2])
+    assert tag_page(PAGED_TAGS, TagPageRequest(3, ordered[2])) == (ordered[3:6], ordered[5])
+    assert tag_page(PAGED_TAGS, TagPageRequest(3, ordered[5])) == (ordered[6:], None)
+    assert tag_page(PAGED_TAGS, TagPageRequest(7)) == (ordered, None)
+    assert tag_page(PAGED_TAGS, TagPageRequest(0)) == ([], None)
+    # `last` need not be a tag: the page starts at the first tag after it.
+    assert tag_page(PAGED_TAGS, TagPageRequest(2, "u")) == (["v1", "v10"], "v10")
+
+
+def test_tag_page_request_reads_n_and_last() -> None:
+    assert tag_page_request("") is None
+    assert tag_page_request("last=v1") is None
+    assert tag_page_request("n=") is None
+    assert tag_page_request("n=5") == TagPageRequest(5)
+    assert tag_page_request("n=5&last=1.0-rc1") == TagPageRequest(5, "1.0-rc1")
+    for wrong in ("n=-1", "n=five", "n=1.5", "n=%D9%A3"):
+        with pytest.raises(ValueError):
+            tag_page_request(wrong)
+
+
+@pytest.fixture(params=["hub", "ghcr"])
+def paged_role(
+    request: pytest.FixtureRequest, hub_registry: RunningRole, ghcr_registry: RunningRole
+) -> Iterator[RunningRole]:
+    """A role holding PAGED with every tag of PAGED_TAGS."""
+    role = hub_registry if request.param == "hub" else ghcr_registry
+    role.reset()
+    with httpx.Client() as client:
+        login(client, role.url, PAGED, "pull,push", auth=ALICE)
+        for tag in PAGED_TAGS:
+            push_small_image(client, role.url, PAGED, tag)
+    yield role
+    role.reset()
+
+
+def test_tag_list_is_paged_with_next_links(paged_role: RunningRole) -> None:
+    ordered = sorted(PAGED_TAGS)
+    with anonymous(paged_role, PAGED) as client:
+        first = client.get(f"{paged_role.url}/v2/{PAGED}/tags/list", params={"n": 3})
+        second = client.get(httpx.URL(paged_role.url).join(first.links["next"]["url"]))
+        third = client.get(httpx.URL(paged_role.url).join(second.links["next"]["url"]))
+
+    assert first.status_code == 200
+    assert first.json() == {"name": PAGED, "tags": ordered[:3]}
+    assert first.headers["Link"] == (f'</v2/{PAGED}/tags/list?n=3&last={ordered[2]}>; rel="next"')
+    assert second.json() == {"name": PAGED, "tags": ordered[3:6]}
+    assert third.json() == {"name": PAGED, "tags": ordered[6:]}
+    assert "Link" not in third.headers
+
+
+def test_tag_page_after_last_and_at_the_end(paged_role: RunningRole) -> None:
+    ordered = sorted(PAGED_TAGS)
+    url = f"{paged_role.url}/v2/{PAGED}/tags/list"
+    with anonymous(paged_role, PAGED) as client:
+        middle = client.get(url, params={"n": 2, "last": ordered[1]})
+        exact_end = client.get(url, params={"n": 2, "last": ordered[-3]})
+        past_end = client.get(url, params={"n": 2, "last": ordered[-1]})
+        everything = client.get(url, params={"n": 100})
+
+    assert middle.json()["tags"] == ordered[2:4]
+    assert middle.links["next"]["url"] == f"/v2/{PAGED}/tags/list?n=2&last={ordered[3]}"
+    assert exact_end.json()["tags"] == ordered[-2:]
+    assert "Link" not in exact_end.headers
+    assert past_end.status_code == 200
+    assert past_end.json()["tags"] == []
+    assert "Link" not in past_end.headers
+    assert everything.json()["tags"] == ordered
+    assert "Link" not in everything.headers
+
+
+def test_tag_list_without_n_passes_through(paged_role: RunningRole) -> None:
+    with anonymous(paged_role, PAGED) as client:
+        upstream = client.get(f"{paged_role.registry.url}/v2/{PAGED}/tags/list")
+        proxied = client.get(f"{paged_role.url}/v2/{PAGED}/tags/list")
+    assert proxied.status_code == 200
+    assert proxied.content == upstream.content
+    assert "Link" not in proxied.headers
+    assert sorted(proxied.json()["tags"]) == sorted(PAGED_TAGS)
+
+
+def test_bad_page_size_and_unknown_repository(hub: RunningRole) -> None:
+    with anonymous(hub, PAGED) as client:
+        wrong = client.get(f"{hub.url}/v2/{PAGED}/tags/list", params={"n": "many"})
+    assert wrong.status_code == 400
+    assert wrong.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+
+    with httpx.Client() as client:
+        login(client, hub.url, "lab/never-pushed", "pull", auth=ALICE)
+        missing = client.get(f"{hub.url}/v2/lab/never-pushed/tags/list", params={"n": 2})
+    assert missing.status_code == 404
+    assert missing.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_faults_still_apply_to_paged_tag_lists(paged_role: RunningRole) -> None:
+    faults = [{"path": "/tags/list$", "headers": {"X-Lab": "lying"}, "times": 1}]
+    httpx.post(f"{paged_role.url}/_lab/faults", json=faults).raise_for_status()
+    with anonymous(paged_role, PAGED) as client:
+        with_header = client.get(f"{paged_role.url}/v2/{PAGED}/tags/list", params={"n": 2})
+        httpx.post(f"{paged_role.url}/_lab/faults", json={"path": "/tags/list$", "status": 503})
+        failed = client.get(f"{paged_role.url}/v2/{PAGED}/tags/list", params={"n": 2})
+    assert with_header.headers["X-Lab"] == "lying"
+    assert len(with_header.json()["tags"]) == 2
+    assert failed.status_code == 503
