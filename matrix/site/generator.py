@@ -236,10 +236,21 @@ def capability_rows(version: str | None = None) -> list[dict[str, Any]]:
         if version is not None:
             try:
                 row["supported"] = bool(module.supports(cap.feature, version))
+                row["position"] = _position(module, cap, version, row["supported"])
             except Exception as exc:  # a table row this code cannot evaluate is shown as unknown
                 log.warning("capability %s for %s: %s", cap.feature, version, exc)
+                row["position"] = "unknown"
         rows.append(row)
     return rows
+
+
+def _position(module: Any, cap: Any, version: str, supported: bool) -> str:
+    if supported:
+        return "within the range"
+    engine = module.parse_engine_version(version)
+    if cap.since and engine < module.parse_engine_version(cap.since):
+        return f"before {cap.since}"
+    return f"from {cap.until} on" if cap.until else "outside the range"
 
 
 def engine_context(data: SiteData, version: str) -> dict[str, Any]:

@@ -162,7 +162,8 @@
     head.dataset.tested = near.tested ? "yes" : "no";
     if (near.tested) {
       head.appendChild(el("strong", "Tested: "));
-      head.appendChild(document.createTextNode("Docker " + near.engine.version + " pulled every tag below."));
+      head.appendChild(document.createTextNode("these answers are what Docker " +
+        near.engine.version + " did when it pulled each tag in the latest run."));
     } else {
       head.appendChild(el("strong", "Inferred (not tested): "));
       head.appendChild(document.createTextNode(
@@ -173,6 +174,8 @@
       }
     }
     target.appendChild(head);
+    var summary = el("ul", null, "pm-finder-summary");
+    target.appendChild(summary);
     data.images.forEach(function (image) {
       var slugs = image.slugs || {};
       target.appendChild(el("h2", image.name));
@@ -195,10 +198,13 @@
           if (cls === "ok") ok.push(image.tags[position]);
           else (failed[cls] = failed[cls] || []).push(image.tags[position]);
         });
-        var summary = el("p", null, "pm-finder-ok");
-        summary.appendChild(el("strong", ok.length + " tags pull"));
-        summary.appendChild(document.createTextNode(ok.length ? " (newest first):" : "."));
-        section.appendChild(summary);
+        var failedCount = Object.keys(failed).reduce(function (n, k) { return n + failed[k].length; }, 0);
+        summary.appendChild(el("li", block.registry + "/" + block.repository + " · " + block.platform +
+          ": " + ok.length + " tags pull, " + failedCount + " fail"));
+        var summary2 = el("p", null, "pm-finder-ok");
+        summary2.appendChild(el("strong", ok.length + " tags pull"));
+        summary2.appendChild(document.createTextNode(ok.length ? " (newest first):" : "."));
+        section.appendChild(summary2);
         if (ok.length) section.appendChild(tagList(ok, slugs, root, image.slug, 40));
         Object.keys(failed).sort().forEach(function (cls) {
           var line = el("p", null, "pm-finder-fail");
