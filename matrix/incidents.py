@@ -53,10 +53,10 @@ def tag_runs(frame: pd.DataFrame) -> pd.DataFrame:
     work = frame[[*TAG_KEY, "run_id", "verdict", "message", "cause"]].copy()
     work["bad"] = work["verdict"].map(counts_against_registry)
     work["at"] = work["run_id"].map(run_times(frame))
-    summary = work.groupby([*TAG_KEY, "run_id", "at"], sort=False)["bad"].any().rename("failing")
-    summary = summary.reset_index()
+    failing = work.groupby([*TAG_KEY, "run_id", "at"], sort=False)["bad"].any()
+    summary = failing.rename("failing").reset_index()
 
-    bad = work[work["bad"]]
+    bad = work[work["bad"].astype(bool)]
     if bad.empty:
         detail = pd.DataFrame(columns=[*TAG_KEY, "run_id", "verdict", "message", "cause"])
     else:

@@ -58,11 +58,12 @@ def write_plain_docs(data_dir: Path, docs: Path) -> int:
     for tag, group in pulls.groupby("tag"):
         lines = [f"# {tag}", "", "| registry | platform | engine | verdict | message |"]
         lines.append("|---|---|---|---|---|")
-        for row in group.sort_values(["registry", "platform", "client_version"]).itertuples():
-            message = row.message.replace("|", "\\|")
+        ordered = group.sort_values(["registry", "platform", "client_version"])
+        for row in ordered.to_dict("records"):
+            message = str(row["message"]).replace("|", "\\|")
             lines.append(
-                f"| {row.registry} | {row.platform} | {row.client_version} | {row.verdict} | "
-                f"{message} |"
+                f"| {row['registry']} | {row['platform']} | {row['client_version']} | "
+                f"{row['verdict']} | {message} |"
             )
         (docs / "tags" / f"{slug(str(tag))}.md").write_text("\n".join(lines) + "\n")
     return len(tags)

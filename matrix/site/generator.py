@@ -39,6 +39,7 @@ from matrix.site.model import (
     engine_key,
     failing_now,
     parse_details,
+    records,
 )
 from matrix.site.versions import slug, tag_sort_key
 
@@ -147,23 +148,23 @@ def _handwritten_title(path: str) -> str:
 def _status_rows(data: SiteData) -> list[dict[str, Any]]:
     slugs = {image.name: image.slug for image in data.images}
     rows = []
-    for row in data.status.itertuples():
+    for row in records(data.status):
         rows.append(
             {
-                "registry": row.registry,
-                "repository": row.repository,
-                "status": row.status,
-                "since": row.since,
-                "last_run": row.last_run,
-                "failing_tags": sorted(row.failing_tags, key=tag_sort_key),
-                "image_slug": slugs.get(row.repository, slug(row.repository)),
+                "registry": row["registry"],
+                "repository": row["repository"],
+                "status": row["status"],
+                "since": row["since"],
+                "last_run": row["last_run"],
+                "failing_tags": sorted(row["failing_tags"], key=tag_sort_key),
+                "image_slug": slugs.get(row["repository"], slug(row["repository"])),
             }
         )
     return rows
 
 
 def _incident_rows(data: SiteData) -> list[dict[str, Any]]:
-    rows = data.incidents.to_dict("records")
+    rows = records(data.incidents)
     for row in rows:
         row["tags"] = sorted(row["tags"], key=tag_sort_key)
     return rows
@@ -181,7 +182,9 @@ def home_context(data: SiteData) -> dict[str, Any]:
 def history_context(data: SiteData) -> dict[str, Any]:
     charts = []
     for (registry, repository), group in data.pass_rate.groupby(["registry", "repository"]):
-        points = [(row.day, row.rate, row.health) for row in group.itertuples()]
+        points = [
+            (str(row["day"]), float(row["rate"]), float(row["health"])) for row in records(group)
+        ]
         location = f"{registry}/{repository}"
         charts.append(
             {
@@ -203,7 +206,7 @@ def _engine_counts(data: SiteData) -> dict[str, dict[str, tuple[int, int]]]:
     for (version, registry, repository, platform), group in grouped:
         column = f"{registry}/{repository} {platform}"
         ok = int((group["verdict"] == "ok").sum())
-        counts[version][column] = (ok, len(group))
+        counts[str(version)][column] = (ok, len(group))
     return counts
 
 
@@ -348,11 +351,11 @@ def runbook_context(data: SiteData) -> dict[str, Any]:
     if not good.empty:
         good["order"] = good["tag"].map(tag_sort_key)
         good = good.sort_values(["repository", "order", "registry"]).drop(columns="order")
-    failures = failing_now(data)
+    failing = failing_now(data)
     return {
         "data": data,
         "status": _status_rows(data),
-        "failures": failures,
+        "failures": failing,
         "engines": engines,
         "seen_by_class": seen,
         "good": good.to_dict("records"),
@@ -372,7 +375,7 @@ def runbook_context(data: SiteData) -> dict[str, Any]:
                     "symptoms": _symptoms(data, f.registry, f.repository, f.tag),
                     "alternatives": [a.command for a in f.alternatives],
                 }
-                for f in failures
+                for f in failing
             ],
         },
     }
@@ -453,17 +456,18 @@ _NUMERIC_COLUMNS = {"http_status", "duration_s", "bytes", "ratelimit_limit", "ra
 
 
 def json_schema() -> dict[str, Any]:
+    properties: dict[str, dict[str, Any]] = {
+        name: {
+            "type": ["number", "null"] if name in _NUMERIC_COLUMNS else "string",
+            "description": _DESCRIPTIONS.get(name, ""),
+        }
+        for name in COLUMNS
+    }
     observation = {
         "type": "object",
         "required": list(COLUMNS),
         "additionalProperties": False,
-        "properties": {
-            name: {
-                "type": ["number", "null"] if name in _NUMERIC_COLUMNS else "string",
-                "description": _DESCRIPTIONS.get(name, ""),
-            }
-            for name in COLUMNS
-        },
+        "properties": properties,
     }
     matrix = {
         "type": "object",
@@ -476,7 +480,7 @@ def json_schema() -> dict[str, Any]:
                 "description": "One array per cell, in the order of `columns`.",
                 "items": {
                     "type": "array",
-                    "prefixItems": [observation["properties"][c] for c in MATRIX_COLUMNS],
+                    "prefixItems": [properties[c] for c in MATRIX_COLUMNS],
                     "minItems": len(MATRIX_COLUMNS),
                     "maxItems": len(MATRIX_COLUMNS),
                 },
@@ -579,7 +583,7 @@ def write_data(data: SiteData, out: Path) -> None:
     good = data.last_known_good
     (directory / "last-known-good.csv").write_text(csv_text(good), encoding="utf-8")
     (directory / "last-known-good.json").write_text(_document(good, "rows"), encoding="utf-8")
-    incidents = [dict(row, tags=list(row["tags"])) for row in data.incidents.to_dict("records")]
+    incidents = [dict(row, tags=list(row["tags"])) for row in records(data.incidents)]
     (directory / "incidents.json").write_text(
         _json({"generated_by": GENERATED_BY, "incidents": incidents}), encoding="utf-8"
     )
@@ -590,7 +594,7 @@ def write_data(data: SiteData, out: Path) -> None:
 
 def write_feed(data: SiteData, out: Path, site_url: str = "") -> None:
     entries = []
-    for row in data.incidents.to_dict("records"):
+    for row in records(data.incidents):
         tags = sorted(row["tags"], key=tag_sort_key)
         named = ", ".join(tags[:3]) + (f" and {len(tags) - 3} more" if len(tags) > 3 else "")
         state = f"ended {row['end']}" if row["end"] else "open"

@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -85,7 +86,7 @@ def _digest(*parts: object) -> str:
 
 def sample_tags(count: int, days: int, rng: random.Random) -> list[SampleTag]:
     """`count` tags: the moving tags plus releases, the oldest first, some published later."""
-    releases = []
+    releases: list[str] = []
     major, minor, patch = 0, 1, 0
     while len(releases) < count - len(MOVING_TAGS):
         releases.append(f"{major}.{minor}.{patch}")
@@ -185,7 +186,7 @@ class SampleWriter:
             )
         )
         details = self._details(tag, kind, digest)
-        common = {
+        common: dict[str, Any] = {
             "run_id": day.run_id,
             "registry": registry,
             "repository": REPOSITORY,
@@ -224,7 +225,7 @@ class SampleWriter:
 
     def _pull(
         self,
-        common: dict[str, str],
+        common: dict[str, Any],
         platform: str,
         engine: str,
         tag: SampleTag,
