@@ -1,7 +1,8 @@
 """An HTTP proxy in front of a lab registry, in the role of Docker Hub or GHCR.
 
 The proxy forwards the distribution API to its upstream registry unchanged (bodies are
-streamed, never held in memory) and adds what the public registry does on top:
+streamed, never held in memory, except tag lists it pages) and adds what the public registry
+does on top:
 
 - a token endpoint at /token (the upstream registry runs with `auth: token` and names this
   endpoint as its realm, so the challenges clients see are the public registry's);
