@@ -8,8 +8,9 @@ matrix, not an incident.
 For every run, each tag a run covered on a registry is failing (at least one such failure) or
 not. An incident is an uninterrupted stretch of failing runs of one tag on one registry: it
 starts at the first failing run and ends at the next run that covered the tag without one;
-until then it is open. A registry is `failing` in a run where at least half the tags it covered
-failed (an outage), `degraded` while any tag's latest state is failing, and `healthy` otherwise.
+until then it is open. Harness faults (verdict `error`) count for nothing. A registry is
+`failing` in a run where at least half the tags it covered failed (an outage), `degraded`
+while any tag's latest state is failing, and `healthy` otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import pandas as pd
 
 from matrix.classify import CLASS_INFO, ErrorClass
+from matrix.observations import HARNESS_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,9 @@ _ABOUT = {str(cls): info.about for cls, info in CLASS_INFO.items()}
 
 
 def counts_against_registry(verdict: str) -> bool:
-    """True when a verdict is a failure of the image, registry or network, not of the engine."""
-    if verdict in ("", str(ErrorClass.OK)):
+    """True when a verdict is a failure of the image, registry or network: not of the engine,
+    and not of the harness (`error`: an engine that died says nothing about the registry)."""
+    if verdict in ("", str(ErrorClass.OK), HARNESS_ERROR):
         return False
     return _ABOUT.get(verdict, "unknown") != "client"
 
@@ -226,9 +229,10 @@ def registry_status(frame: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd
 
 def pass_rate(frame: pd.DataFrame) -> pd.DataFrame:
     """Daily pulls per (registry, repository): attempts, ok, `rate` (ok / attempts) and
-    `health` (the share of attempts without a failure that counts against the registry)."""
+    `health` (the share of attempts without a failure that counts against the registry).
+    Attempts the harness failed (outcome `error`) are left out."""
     columns = [*LOCATION, "day", "attempts", "ok", "rate", "health"]
-    pulls = frame[frame["method"] == "pull"]
+    pulls = frame[(frame["method"] == "pull") & (frame["outcome"] != "error")]
     if pulls.empty:
         return pd.DataFrame(columns=columns)
     work = pulls[LOCATION].copy()

@@ -139,3 +139,23 @@ def test_no_observations_give_empty_tables() -> None:
     assert incidents.registry_status(empty).empty
     assert incidents.pass_rate(empty).empty
     assert incidents.tag_status(empty).empty
+
+
+def test_harness_faults_are_neither_incidents_nor_attempts() -> None:
+    dead_engine = Observation(
+        run_id="20261202T030000Z-run2",
+        registry="docker.io",
+        repository="kivy/buildozer",
+        tag="a",
+        platform="linux/amd64",
+        client="docker",
+        client_version="28.5.2",
+        method="pull",
+        outcome="error",
+        observed_at="2026-12-02T03:00:00Z",
+        message="engine at unix:///tmp/x.sock died",
+    )
+    frame = _frame([_pull(1, "a", "ok"), dead_engine])
+    assert incidents.incidents(frame).empty
+    assert incidents.registry_status(frame).iloc[0]["status"] == incidents.HEALTHY
+    assert list(incidents.pass_rate(frame)["attempts"]) == [1]

@@ -269,7 +269,9 @@ def _image(
     locations = sorted({(r, name) for r in own["registry"]})
     own_pulls = pulls[pulls["repository"] == name]
     own_probes = probes[probes["repository"] == name]
-    tags = sort_tags(set(own["tag"]))
+    # A probe of the tag list itself has no tag: it counts for the registry's health, but has
+    # no row in the matrix and no tag page.
+    tags = sort_tags(set(own["tag"]) - {""})
     engines = sort_engines(set(own_pulls["client_version"]) - {""})
     candidates = _drift_candidates(own_probes, locations)
     drift_frame = mirror_drift(
@@ -305,8 +307,10 @@ def _drift_candidates(probes: pd.DataFrame, locations: list[tuple[str, str]]) ->
 def _blocks(
     image: Image, registry: str, pulls: pd.DataFrame, probes: pd.DataFrame, order: dict[str, int]
 ) -> list[Block]:
-    pull_records = records(pulls[pulls["registry"] == registry])
-    probe_records = records(probes[probes["registry"] == registry])
+    pull_records = [r for r in records(pulls[pulls["registry"] == registry]) if r["tag"] in order]
+    probe_records = [
+        r for r in records(probes[probes["registry"] == registry]) if r["tag"] in order
+    ]
     platforms = sorted(
         {r["platform"] for r in pull_records} | {r["platform"] for r in probe_records}
     )

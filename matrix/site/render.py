@@ -17,10 +17,12 @@ import jinja2
 from markupsafe import Markup
 
 from matrix.classify import CLASS_INFO, ErrorClass
+from matrix.observations import HARNESS_ERROR
 from matrix.site.model import GENERATED_BY, NOT_PUBLISHED, Cell, class_title
 from matrix.site.versions import slug
 
-_KNOWN_CLASSES = {str(cls) for cls in ErrorClass}
+# Verdicts with their own colour: the classes, and `error` for a fault of the harness.
+_KNOWN_CLASSES = {str(cls) for cls in ErrorClass} | {HARNESS_ERROR}
 _STATUS_COLOURS = {"healthy": "#2e7d32", "degraded": "#b26a00", "failing": "#c62828"}
 
 
@@ -45,6 +47,11 @@ def cell_html(cell: Cell | None) -> Markup:
 def verdict_html(verdict: str) -> Markup:
     """A verdict as a coloured label (a filter: faster than a macro in long tables)."""
     return Markup('<span class="pm-verdict {}">{}</span>').format(verdict_css(verdict), verdict)
+
+
+def tag_label(tag: str) -> str:
+    """How a tag is named in text; a probe of the tag list itself has no tag."""
+    return tag if tag else "(the tag list)"
 
 
 def when(text: str) -> str:
@@ -115,6 +122,7 @@ def environment() -> jinja2.Environment:
         verdict_css=verdict_css,
         cell_html=cell_html,
         verdict_html=verdict_html,
+        tag_label=tag_label,
         when=when,
         day=day,
         short_digest=short_digest,

@@ -73,7 +73,7 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small sample: 40 tags, 10 daily runs, 8 engines, two registries, plus crafted rows."""
     directory = tmp_path_factory.mktemp("observations")
     generate(directory, tags=40, days=10)
-    write_shard(crafted_rows(), directory, "20261203T120000Z-crafted")
+    write_shard([*crafted_rows(), tag_list_failure()], directory, "20261203T120000Z-crafted")
     return directory
 
 
@@ -89,3 +89,20 @@ def empty_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("empty-site")
     build_site(tmp_path_factory.mktemp("no-data") / "missing", out)
     yield out
+
+
+def tag_list_failure(run_id: str = "20261203T120000Z-crafted") -> Observation:
+    """A probe that could not list the tags at all: it has no tag."""
+    return Observation(
+        run_id=run_id,
+        registry="ghcr.io",
+        repository="kivy/buildozer",
+        tag="",
+        platform="",
+        client="probe",
+        client_version="0.1.0",
+        method="probe",
+        outcome="error",
+        observed_at="2026-12-03T12:00:02Z",
+        message="probe fault: connection pool closed",
+    )

@@ -59,7 +59,7 @@ def test_home_says_what_fails_since_when_and_what_to_pull_instead(built_site: Pa
 def test_one_small_standalone_page_per_tag_outside_the_navigation(
     built_site: Path, sample_dir: Path
 ) -> None:
-    tags = set(load([sample_dir])["tag"])
+    tags = set(load([sample_dir])["tag"]) - {""}  # a probe of the tag list has no tag
     files = {p.name for p in (built_site / "tags" / "kivy-buildozer").glob("*.html")}
     assert files == {f"{slug(tag)}.html" for tag in tags}
     assert all(slug(tag) + ".html" in files for tag in ODD_TAGS)
