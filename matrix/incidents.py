@@ -2,8 +2,8 @@
 
 A failure counts against a registry when its class is about the image, the registry or the path
 to it (`CLASS_INFO[...].about` is not `client`). An engine that cannot pull a format it does
-not support (schema 1 on a new engine, zstd on an old one) is an incompatibility shown in the
-matrix, not an incident.
+not support (schema 1 on a new engine, zstd on an old one), or a tag without an image for the
+platform asked for, is an incompatibility shown in the matrix, not an incident.
 
 For every run, each tag a run covered on a registry is failing (at least one such failure) or
 not. An incident is an uninterrupted stretch of failing runs of one tag on one registry: it
@@ -33,8 +33,9 @@ _ABOUT = {str(cls): info.about for cls, info in CLASS_INFO.items()}
 
 def counts_against_registry(verdict: str) -> bool:
     """True when a verdict is a failure of the image, registry or network: not of the engine,
-    and not of the harness (`error`: an engine that died says nothing about the registry)."""
-    if verdict in ("", str(ErrorClass.OK), HARNESS_ERROR):
+    not of the harness (`error`: an engine that died says nothing about the registry), and not
+    a platform the tag was never built for (`no-platform-match` is a property of the tag)."""
+    if verdict in ("", str(ErrorClass.OK), HARNESS_ERROR, str(ErrorClass.NO_PLATFORM_MATCH)):
         return False
     return _ABOUT.get(verdict, "unknown") != "client"
 

@@ -87,12 +87,13 @@ def test_a_run_where_most_tags_fail_is_an_outage_and_becomes_one_incident() -> N
     assert found.iloc[0]["tags"] == ("a", "b", "c")
 
 
-def test_engine_incompatibilities_are_not_incidents() -> None:
+def test_engine_incompatibilities_and_missing_platforms_are_not_incidents() -> None:
     frame = _frame(
         [
             _pull(1, "old", "ok", engine="20.10.24"),
             _pull(2, "old", "schema1-removed", engine="28.5.2"),
             _pull(2, "zstd", "layer-extract-failed", engine="20.10.24"),
+            _pull(2, "arm-only", "no-platform-match", engine="28.5.2"),
         ]
     )
     assert incidents.incidents(frame).empty

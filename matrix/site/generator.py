@@ -704,9 +704,12 @@ def _tag_context(data: SiteData, image: Image, tag: str) -> dict[str, Any]:
             (platform, _alike([(v, cells[v]) for v in image.engines if v in cells]))
             for platform, cells in sorted(by_platform.items())
         ]
-        platforms = first.get("platforms") or (
-            [first["platform"]] if first.get("platform") else sorted(by_platform)
-        )
+        if "platforms" in first:
+            platforms = list(first["platforms"]) or ["none"]
+        elif first.get("platform"):
+            platforms = [first["platform"]]
+        else:
+            platforms = sorted(by_platform)
         sections.append(
             {
                 "registry": registry,
