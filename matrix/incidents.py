@@ -54,13 +54,14 @@ def tag_runs(frame: pd.DataFrame) -> pd.DataFrame:
     columns = [*TAG_KEY, "run_id", "at", "failing", "verdict", "message", "cause"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    work = frame[[*TAG_KEY, "run_id", "verdict", "message", "cause"]].copy()
+    work = frame[[*TAG_KEY, "run_id", "method", "verdict", "message", "cause"]].copy()
     work["bad"] = work["verdict"].map(counts_against_registry)
     work["at"] = work["run_id"].map(run_times(frame))
     failing = work.groupby([*TAG_KEY, "run_id", "at"], sort=False)["bad"].any()
     summary = failing.rename("failing").reset_index()
 
-    bad = work[work["bad"].astype(bool)]
+    # The engines' own words first: a pull's message says what a user of the tag sees.
+    bad = work[work["bad"].astype(bool)].sort_values("method", ascending=False, kind="stable")
     if bad.empty:
         detail = pd.DataFrame(columns=[*TAG_KEY, "run_id", "verdict", "message", "cause"])
     else:

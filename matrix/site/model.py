@@ -405,6 +405,9 @@ class Failure:
     message: str
     cause: str
     alternatives: list[Alternative]
+    # What engines said when they pulled the tag last: (message, engine versions), as a user
+    # of the tag sees it.
+    reports: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
 def _when(text: str) -> str:
@@ -438,6 +441,17 @@ def alternatives(data: SiteData, registry: str, repository: str, tag: str) -> li
     return result
 
 
+def engine_reports(
+    data: SiteData, registry: str, repository: str, tag: str
+) -> list[tuple[str, list[str]]]:
+    """The messages of the latest failed pulls of a tag, each with the engines that said it."""
+    said: dict[str, set[str]] = defaultdict(set)
+    for record in data.lookup.pulls.get((repository, tag), []):
+        if record["registry"] == registry and record["verdict"] != "ok" and record["message"]:
+            said[record["message"]].add(record["client_version"])
+    return [(message, sort_engines(engines)) for message, engines in sorted(said.items())]
+
+
 def failing_now(data: SiteData, repository: str | None = None) -> list[Failure]:
     """Tags whose latest run failed in a way that counts against the registry, newest first."""
     failures = [
@@ -450,6 +464,7 @@ def failing_now(data: SiteData, repository: str | None = None) -> list[Failure]:
             r["message"],
             r["cause"],
             alternatives(data, r["registry"], r["repository"], r["tag"]),
+            engine_reports(data, r["registry"], r["repository"], r["tag"]),
         )
         for r in data.lookup.status.values()
         if r["status"] == health.FAILING and repository in (None, r["repository"])

@@ -52,6 +52,7 @@ def test_home_says_what_fails_since_when_and_what_to_pull_instead(built_site: Pa
     assert "docker.io/kivy/buildozer:latest" in home
     assert "not-an-image" in home
     assert "docker pull ghcr.io/kivy/buildozer@sha256:" in home
+    assert "said: <q>Error response from daemon: received unexpected HTTP status: 500" in home
     assert 'data-registry="docker.io" data-status="degraded"' in home
     assert 'data-registry="ghcr.io" data-status="healthy"' in home
 
