@@ -260,3 +260,15 @@ def test_registry_supplied_html_is_shown_as_text_and_never_runs(watched: Watched
     assert page.locator("#pm-runbook-result script, #pm-runbook-result img").count() == 0
     page.wait_for_timeout(200)
     watched.assert_clean()
+
+
+def test_site_search_shows_registry_supplied_html_as_text(watched: Watched) -> None:
+    page = watched.open("")
+    page.click("input.md-search__input")
+    page.keyboard.type("onerror", delay=20)  # Material searches on key events
+    results = page.locator(".md-search-result__item")
+    results.first.wait_for(timeout=15_000)
+    assert "<img src=x onerror=alert(1)>" in page.inner_text(".md-search-result")
+    assert page.locator(".md-search-result img").count() == 0
+    page.wait_for_timeout(300)
+    watched.assert_clean()

@@ -255,3 +255,11 @@ def test_odd_tag_names_get_their_own_page_inside_the_tags_directory(
     page = built_site / "tags" / "kivy-buildozer" / f"{slug(tag)}.html"
     assert page.resolve().parent == (built_site / "tags" / "kivy-buildozer").resolve()
     assert page.exists()
+
+
+def test_every_file_the_data_page_lists_is_published(built_site: Path) -> None:
+    from matrix.site.generator import DATA_FILES
+
+    for entry in DATA_FILES:
+        assert (built_site / entry["path"]).stat().st_size > 0, entry["path"]
+        assert f'href="../{entry["path"]}"' in _read(built_site, "data/index.html")
