@@ -22,7 +22,14 @@ from matrix.config import Config
 from matrix.engines.model import Engine
 from matrix.engines.provision import provision
 from matrix.engines.pull import AnalysisKey, analysis_key, pull_many
-from matrix.observations import Observation, load, new_run_id, to_frame, write_shard
+from matrix.observations import (
+    Observation,
+    load,
+    new_run_id,
+    to_frame,
+    write_roles,
+    write_shard,
+)
 from matrix.plan import Plan, PlannedPull, engine_matches, plan_for_config
 from matrix.probe import probe_repository
 from matrix.reference import parse_repository
@@ -167,6 +174,9 @@ def collect(
 
     if result.observations:
         result.shard = write_shard(result.observations, data_dir, run_id)
+    roles = {name: registry.role for name, registry in config.registries.items() if registry.role}
+    if roles:
+        write_roles(data_dir, roles)
     log.info(
         "run %s: %d probe and %d pull observations, %d counted manifest GETs",
         run_id,

@@ -8,6 +8,7 @@ site and the CLI show from it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -65,6 +66,8 @@ COLUMNS: tuple[str, ...] = (
 )
 
 METHODS = ("probe", "pull")
+# Beside the shards: which public registry each registry host stands in for.
+ROLES_FILE = "registries.json"
 # The verdict of an attempt that failed through the harness's own fault: not a class of the image.
 HARNESS_ERROR = "error"
 OUTCOMES = ("ok", "fail", "error")
@@ -197,6 +200,19 @@ def write_observations(
         Path(temporary).unlink(missing_ok=True)
     log.info("wrote %d observations to %s", len(frame), path)
     return path
+
+
+def write_roles(data_dir: Path, roles: Mapping[str, str]) -> None:
+    """Record which public registry each registry host stands in for (the lab's loopback ones),
+    so that pages can say `127.0.0.1:5101 (docker.io role)`. Replaced on every run."""
+    path = Path(data_dir) / ROLES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{ROLES_FILE}.", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(dict(sorted(roles.items())), stream, indent=2)
+        stream.write("\n")
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
 
 
 def shard_paths(sources: Iterable[Path]) -> list[Path]:

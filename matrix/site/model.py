@@ -20,7 +20,14 @@ import pandas as pd
 
 from matrix import incidents as health
 from matrix.classify import CLASS_INFO, ErrorClass
-from matrix.observations import CELL_KEY, last_known_good, latest, load, mirror_drift
+from matrix.observations import (
+    CELL_KEY,
+    ROLES_FILE,
+    last_known_good,
+    latest,
+    load,
+    mirror_drift,
+)
 from matrix.site.versions import engine_sort_key, slug, sort_engines, sort_tags, version_tuple
 
 log = logging.getLogger(__name__)
@@ -253,8 +260,39 @@ def build(frame: pd.DataFrame) -> SiteData:
     return data
 
 
+# Registry host -> the public registry it stands in for (the lab's loopback registries), from
+# `<data>/registries.json` as `collect` writes it. Shown beside the host; never used in commands.
+REGISTRY_ROLES: dict[str, str] = {}
+
+
+def role_note(registry: str) -> str:
+    """` (docker.io role)` for a registry that stands in for another, else empty."""
+    role = REGISTRY_ROLES.get(registry, "")
+    return f" ({role} role)" if role and role != registry else ""
+
+
+def registry_label(registry: str) -> str:
+    return f"{registry}{role_note(registry)}"
+
+
+def load_roles(data_dir: Path | None) -> dict[str, str]:
+    """The registry roles recorded beside the observations; a file that is not valid is ignored."""
+    path = Path(data_dir) / ROLES_FILE if data_dir else None
+    if path is None or not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): str(v) for k, v in raw.items() if isinstance(v, str) and len(v) <= 100}
+
+
 def load_data(data_dir: Path | None) -> SiteData:
     """The site model of every shard under `data_dir` (an empty model when there is none)."""
+    REGISTRY_ROLES.clear()
+    REGISTRY_ROLES.update(load_roles(data_dir))
     if data_dir is None or not Path(data_dir).exists():
         from matrix.observations import to_frame
 
@@ -429,7 +467,8 @@ def alternatives(data: SiteData, registry: str, repository: str, tag: str) -> li
             continue
         digest = current_digest(data, other, repository, tag)
         if digest:
-            why = f"the same tag on {other}, where it pulls (since {_when(status['since'])})"
+            where = f"{other}{role_note(other)}"
+            why = f"the same tag on {where}, where it pulls (since {_when(status['since'])})"
             result.append(Alternative(other, repository, tag, digest, why, status["last_run"]))
     good = lookup.good.get((registry, repository, tag))
     if good is not None:

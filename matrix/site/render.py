@@ -18,7 +18,14 @@ from markupsafe import Markup
 
 from matrix.classify import CLASS_INFO, ErrorClass
 from matrix.observations import HARNESS_ERROR
-from matrix.site.model import GENERATED_BY, NOT_PUBLISHED, Cell, class_title
+from matrix.site.model import (
+    GENERATED_BY,
+    NOT_PUBLISHED,
+    Cell,
+    class_title,
+    registry_label,
+    role_note,
+)
 from matrix.site.versions import slug
 
 # Verdicts with their own colour: the classes, and `error` for a fault of the harness.
@@ -131,6 +138,8 @@ def environment() -> jinja2.Environment:
         display_value=display_value,
         slug=slug,
         class_title=class_title,
+        registry_label=registry_label,
+        role_note=role_note,
     )
     env.globals.update(
         GENERATED_BY=GENERATED_BY,
