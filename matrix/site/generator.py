@@ -87,6 +87,7 @@ def pages(data: SiteData) -> list[Page]:
         Page("history.md", "History", "history.html", lambda: history_context(data)),
         Page("data.md", "Data", "data.html", lambda: data_context(data)),
         Page("engines/index.md", "Engines", "engines.html", lambda: engines_context(data)),
+        Page("matrix/index.md", "Matrix", "matrices.html", lambda: {"data": data}),
     ]
     for image in data.images:
         result.append(
@@ -118,15 +119,15 @@ def _bind(function: Callable[[Any], dict[str, Any]], value: Any) -> Callable[[],
 def nav(data: SiteData, handwritten: list[str]) -> list[Any]:
     """The navigation: a few fixed entries, one matrix per image, one page per engine version."""
     by_uri = {page.src_uri: page for page in pages(data)}
-    matrices = [
+    matrices: list[Any] = ["matrix/index.md"]
+    matrices += [
         {r.safe_title(by_uri[f"matrix/{i.slug}.md"].title): f"matrix/{i.slug}.md"}
         for i in data.images
     ]
     engines: list[Any] = ["engines/index.md"]
     engines += [{r.safe_title(v): f"engines/{slug(v)}.md"} for v in data.engines]
     entries: list[Any] = [{"Home": "index.md"}]
-    if matrices:
-        entries.append({"Matrix": matrices})
+    entries.append({"Matrix": matrices})
     entries += [
         {"Finder": "finder.md"},
         {"Runbook": "runbook.md"},

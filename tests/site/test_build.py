@@ -33,6 +33,7 @@ def _read(site: Path, path: str) -> str:
 def test_every_generated_page_exists_with_the_banner(built_site: Path) -> None:
     pages = [
         "index.html",
+        "matrix/index.html",
         "matrix/kivy-buildozer/index.html",
         "finder/index.html",
         "runbook/index.html",
@@ -45,6 +46,7 @@ def test_every_generated_page_exists_with_the_banner(built_site: Path) -> None:
     for page in pages:
         assert BANNER in _read(built_site, page), page
     assert "<h1" in _read(built_site, "about/index.html")
+    assert 'href="../matrix/kivy-buildozer/"' in _read(built_site, "matrix/index.html")
 
 
 def test_home_says_what_fails_since_when_and_what_to_pull_instead(built_site: Path) -> None:
