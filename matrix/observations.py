@@ -283,16 +283,23 @@ def mirror_drift(frame: pd.DataFrame, images: Mapping[str, Iterable[str]]) -> pd
     (image, tag) that drifts, with the digest seen at each location ("" where the tag is missing).
     """
     probes = latest(frame, method="probe")
+    probes = probes[probes["tag"] != ""]
     probes = probes.assign(location=probes["registry"] + "/" + probes["repository"])
-    rows = []
+    parts = []
     for image, locations in sorted(images.items()):
         locations = list(locations)
         subset = probes[probes["location"].isin(locations)]
-        for tag, group in subset.groupby("tag", sort=True):
-            seen = {
-                loc: ",".join(sorted(set(group[group["location"] == loc]["digest"]) - {""}))
-                for loc in locations
-            }
-            if len(set(seen.values())) > 1:
-                rows.append({"image": image, "tag": tag, **seen})
-    return pd.DataFrame(rows)
+        if subset.empty:
+            continue
+        seen = subset[subset["digest"] != ""][["tag", "location", "digest"]].drop_duplicates()
+        seen = seen.sort_values("digest", kind="stable")
+        digests = seen.groupby(["tag", "location"])["digest"].agg(",".join).unstack("location")
+        table = digests.reindex(index=sorted(set(subset["tag"])), columns=locations).fillna("")
+        drifting = table[table.nunique(axis=1) > 1]
+        if not drifting.empty:
+            drifting = drifting.rename_axis(index="tag", columns=None).reset_index()
+            drifting.insert(0, "image", image)
+            parts.append(drifting)
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True)
