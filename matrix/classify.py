@@ -4,7 +4,8 @@ The list of classes and the rules that map a message to a class are data. The ru
 in order and the first that matches wins, so a specific rule stands before a general one: a layer
 that fails to extract with "unexpected EOF" is `layer-extract-failed`, not `network`. The patterns
 use only the regular-expression syntax that Python and JavaScript share, because the site exports
-them to the browser and both must give the same answer.
+them to the browser and both must give the same answer; gaps are bounded (`[^\n]{0,300}`, never
+`.*`), so that no message, however long, makes a pattern slow.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ CLASS_INFO: dict[ErrorClass, ClassInfo] = {
 # Ordered: the first matching rule wins. Case is ignored.
 RULES: tuple[tuple[ErrorClass, str], ...] = (
     (ErrorClass.SCHEMA1_REMOVED, r"schema 1 support has been removed"),
-    (ErrorClass.SCHEMA1_DISABLED, r"schema 1 support is disabled|schema1 .*disabled"),
+    (ErrorClass.SCHEMA1_DISABLED, r"schema 1 support is disabled|schema1 [^\n]{0,80}disabled"),
     (
         ErrorClass.NOT_AN_IMAGE,
         r"children may not be fetched|not an image|buildkit\.cacheconfig|is not a container image",
@@ -173,7 +174,7 @@ RULES: tuple[tuple[ErrorClass, str], ...] = (
         ErrorClass.DIGEST_MISMATCH,
         r"verification failed for digest|digest mismatch|unexpected commit digest|"
         r"digest did not match|does not match (the )?(expected )?digest|failed size validation|"
-        r"content digest .* does not match|manifest verification failed",
+        r"content digest [^\n]{0,200} does not match|manifest verification failed",
     ),
     (
         ErrorClass.RATE_LIMITED,
@@ -182,17 +183,17 @@ RULES: tuple[tuple[ErrorClass, str], ...] = (
     (
         ErrorClass.NO_PLATFORM_MATCH,
         r"no matching manifest for|does not match the specified platform|"
-        r"no match for platform|no manifest for platform|image with reference .* was found "
+        r"no match for platform|no manifest for platform|image with reference [^\n]{0,300} was found "
         r"but does not match",
     ),
     (
         ErrorClass.BLOB_UNKNOWN,
-        r"blob unknown|blob_unknown|content at .* not found|failed open: .*not found",
+        r"blob unknown|blob_unknown|content at [^\n]{0,300} not found|failed open: [^\n]{0,300}not found",
     ),
     (
         ErrorClass.MANIFEST_UNKNOWN,
-        r"manifest unknown|manifest_unknown|manifest for .* not found|"
-        r"failed to resolve reference .*: not found|: not found$|tag does not exist",
+        r"manifest unknown|manifest_unknown|manifest for [^\n]{0,300} not found|"
+        r"failed to resolve reference [^\n]{0,300}: not found|: not found$|tag does not exist",
     ),
     (
         ErrorClass.AUTH_DENIED,
@@ -216,10 +217,14 @@ RULES: tuple[tuple[ErrorClass, str], ...] = (
 
 _COMPILED = tuple((cls, re.compile(pattern, re.IGNORECASE)) for cls, pattern in RULES)
 
+# Only the start of a message is classified: engines put the cause first, and a registry that
+# sends megabytes of error text must not make classification slow.
+MAX_CLASSIFIED = 4096
+
 
 def classify(message: str) -> ErrorClass:
     """Return the class of an engine's or registry's error message (`unknown` when none fits)."""
-    text = (message or "").strip()
+    text = (message or "")[:MAX_CLASSIFIED].strip()
     if not text:
         return ErrorClass.UNKNOWN
     for cls, pattern in _COMPILED:
@@ -250,6 +255,7 @@ def export_rules() -> dict[str, object]:
     """The rules and class descriptions as plain data, for the site's in-browser classifier."""
     return {
         "rules": [{"class": str(cls), "pattern": pattern, "flags": "i"} for cls, pattern in RULES],
+        "max_length": MAX_CLASSIFIED,
         "classes": {
             str(cls): {
                 "title": info.title,

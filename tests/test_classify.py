@@ -78,3 +78,17 @@ def test_exported_rules_are_the_rules() -> None:
     exported = export_rules()
     assert [r["class"] for r in exported["rules"]] == [str(c) for c, _ in RULES]
     assert set(exported["classes"]) == {str(c) for c in ErrorClass}
+
+
+def test_no_pattern_has_an_unbounded_gap() -> None:
+    # `.*` between two literals is quadratic on a long message that repeats the first literal;
+    # a registry controls the error text, so every gap must be bounded.
+    import re
+
+    unbounded = re.compile(r"(\.|\[[^\]]*\]|\\[sSwWdD])[*+]")
+    assert [pattern for _, pattern in RULES if unbounded.search(pattern)] == []
+
+
+def test_only_the_start_of_a_message_decides() -> None:
+    assert classify("x" * 5000 + " manifest unknown") == "unknown"
+    assert classify("manifest unknown " + "x" * 5000) == "manifest-unknown"

@@ -31,7 +31,8 @@
   /* The same answer as matrix.classify.classify: first matching rule, else "unknown". */
   function classify(message, rules) {
     var list = rules ? compileRules(rules) : compiled;
-    var text = String(message || "").trim();
+    // Only the start is classified, as in Python (MAX_CLASSIFIED).
+    var text = String(message || "").slice(0, 4096).trim();
     if (!text || !list) return "unknown";
     for (var i = 0; i < list.length; i++) {
       if (list[i].re.test(text)) return list[i].cls;
