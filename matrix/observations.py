@@ -66,6 +66,8 @@ COLUMNS: tuple[str, ...] = (
 )
 
 METHODS = ("probe", "pull")
+# The longest message an observation keeps, in characters.
+MAX_MESSAGE = 4096
 # Beside the shards: which public registry each registry host stands in for.
 ROLES_FILE = "registries.json"
 # The verdict of an attempt that failed through the harness's own fault: not a class of the image.
@@ -119,6 +121,9 @@ class Observation:
     details: str = ""
 
     def __post_init__(self) -> None:
+        if len(self.message) > MAX_MESSAGE:
+            # Registries choose error texts; a record keeps the start, which names the cause.
+            self.message = self.message[:MAX_MESSAGE] + " … (truncated)"
         if self.method not in METHODS:
             raise DataError(f"method must be one of {METHODS}, not {self.method!r}")
         if self.outcome not in OUTCOMES:
@@ -174,6 +179,9 @@ def write_observations(
     """Write observations as CSV to exactly `path`, atomically: a reader sees the old file or
     the whole new one, never a part. With `replace=False` an existing file is an error."""
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # Replacing it would swap a device, a directory or a link's target for a CSV file.
+        raise DataError(f"{path} exists and is not a regular file; not writing observations there")
     frame = to_frame(rows)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -121,3 +121,24 @@ def test_mirror_drift_names_a_tag_that_differs_or_is_missing() -> None:
     assert sorted(drift["tag"]) == ["latest", "only-hub"]
     only_hub = drift[drift["tag"] == "only-hub"].iloc[0]
     assert only_hub["ghcr.io/kivy/buildozer"] == ""
+
+
+def test_out_refuses_anything_but_a_regular_file(tmp_path: Path) -> None:
+    from matrix.observations import write_observations
+
+    target = tmp_path / "real.csv"
+    target.write_text("keep me\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+
+    for path in (link, tmp_path):
+        with pytest.raises(DataError, match="not a regular file"):
+            write_observations([_obs()], path)
+    assert target.read_text() == "keep me\n"
+
+
+def test_a_huge_message_is_kept_truncated() -> None:
+    observation = _obs(outcome="fail", error_class="unknown", message="x" * 100_000)
+
+    assert observation.message.startswith("x" * 4096)
+    assert observation.message.endswith("(truncated)") and len(observation.message) < 4200
