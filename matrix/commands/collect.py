@@ -14,8 +14,8 @@ from matrix.commands.common import is_quiet
 from matrix.commands.show import verdict_table
 from matrix.config import Config, load_config
 from matrix.lab import control
-from matrix.lab.state import default_lab_dir
-from matrix.observations import to_frame
+from matrix.lab.state import default_cache_dir, default_lab_dir
+from matrix.observations import load
 
 
 @click.command("collect")
@@ -77,7 +77,8 @@ def command(
     quiet = is_quiet(ctx)
 
     if use_lab:
-        click.echo(f"bringing the lab up in {lab_dir} (first time: downloads engines)", err=True)
+        first = "" if _engines_cached() else " (first time: downloads the engines, about 250 MB)"
+        click.echo(f"bringing the lab up in {lab_dir}{first}", err=True)
         control.up(lab_dir, versions=list(config.engines.versions))
     try:
         result = _run(config, probe_only, lab_dir, endpoints, run_id, quiet)
@@ -123,15 +124,31 @@ def _report(result: CollectResult, config: Config, quiet: bool) -> None:
         if not console.is_terminal:
             # Written to a file or a CI log: wide enough that engine columns stay readable.
             console = Console(width=200)
-        console.print(verdict_table(to_frame(result.observations)))
+        # Every run so far, not only this one: a run that pulled nothing new still shows what
+        # the engines said before.
+        console.print(verdict_table(load([Path(config.data_dir) / "observations"])))
     plan = result.plan
     errors = sum(1 for o in result.pulls if o.outcome == "error")
     click.echo(f"run {result.run_id}: shard {result.shard or 'none (nothing observed)'}")
-    click.echo(
-        f"counted manifest GETs: {result.counted_gets()} "
-        f"(probe {sum(result.probe_gets.values())}, pulls {sum(result.pull_gets.values())})"
+    click.echo(f"counted manifest GETs: {result.counted_gets()}")
+    budgets = config.budgets()
+    for registry in sorted(set(result.probe_gets) | set(result.pull_gets) | set(budgets)):
+        probe, pulls = result.probe_gets.get(registry, 0), result.pull_gets.get(registry, 0)
+        limit = f"budget {budgets[registry]}" if registry in budgets else "no limit known"
+        label = _label(config, registry)
+        click.echo(f"  {label}: {probe} by the probe, {pulls} by pulls ({limit})")
+    deferred = (
+        f", {len(plan.deferred)} deferred to later runs (budget spent)" if plan.deferred else ""
     )
-    click.echo(
-        f"pulls: {len(result.pulls)} done, {len(plan.deferred)} deferred to later runs"
-        + (f", {errors} engine errors" if errors else "")
-    )
+    failures = f", {errors} engine errors (not verdicts)" if errors else ""
+    click.echo(f"pulls: {len(result.pulls)} done{deferred}{failures}")
+
+
+def _label(config: Config, registry: str) -> str:
+    known = config.registries.get(registry)
+    return f"{registry} ({known.role} role)" if known and known.role else registry
+
+
+def _engines_cached() -> bool:
+    roots = default_cache_dir() / "engines" / "roots"
+    return roots.is_dir() and any(roots.iterdir())
