@@ -31,7 +31,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CASES = Path(__file__).resolve().parents[3] / "shared" / "cases" / "errors.tsv"
+CASES = Path(__file__).resolve().parents[1] / "cases" / "errors.tsv"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
