@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the offline default, from nothing: install what is needed, bring up the lab
 # (two real registries in the roles of Docker Hub and GHCR, four real Docker engines), probe and
-# pull every tag, record the observations under data/, stop the lab, and build the site in site/.
+# pull every tag, record the observations under lab-data/, stop the lab, build the site in site/.
 # Runs as root (the engines need it). Extra arguments go to `collect` (e.g. --keep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
