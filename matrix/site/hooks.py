@@ -7,7 +7,12 @@ data, badges, feed) are written by child processes started in `on_files`, once M
 emptied the site directory; `on_post_build` waits for them.
 
 The data directory is `$PULL_MATRIX_DATA`, else `extra.pull_matrix.data` in mkdocs.yml (relative
-to that file), else `./data`. Without observations every page says "not published (yet?)".
+to that file), else `./data`. Without observations every page says "not published (yet?)";
+but a data directory named in $PULL_MATRIX_DATA that does not exist fails the build (a typo
+there would publish an empty matrix) unless $PULL_MATRIX_ALLOW_EMPTY is `1`.
+
+The site directory must be empty, missing or an earlier build: every build leaves the marker
+file `matrix.site.build.MARKER` in it (see `matrix.site.build.check_output`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page as MkDocsPage
 
-from matrix.errors import MatrixError
+from matrix.errors import ConfigError, MatrixError
 from matrix.site import generator, model
+from matrix.site.build import ALLOW_EMPTY_ENV, check_output, mark_output
 
 log = logging.getLogger("mkdocs.plugins.pull_matrix")
 
@@ -54,8 +60,24 @@ def _handwritten(config: MkDocsConfig) -> list[str]:
     return [path for path in found if not path.startswith("generated/")]
 
 
+def _check_paths(config: MkDocsConfig, source: Path) -> None:
+    if os.environ.get(DATA_ENV) and not source.exists() and os.environ.get(ALLOW_EMPTY_ENV) != "1":
+        raise PluginError(
+            f"there is no data directory {source} (from ${DATA_ENV}); "
+            f"set ${ALLOW_EMPTY_ENV}=1 to build a site without observations"
+        )
+    keep = [source, Path(config.docs_dir)]
+    if config.config_file_path:
+        keep.append(Path(config.config_file_path))
+    try:
+        check_output(Path(config.site_dir), tuple(keep))
+    except ConfigError as exc:
+        raise PluginError(str(exc)) from exc
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     source = data_dir(config)
+    _check_paths(config, source)
     try:
         data = model.load_data(source)
     except MatrixError as exc:
@@ -105,6 +127,7 @@ def on_post_build(config: MkDocsConfig) -> None:
         _state.pop("wait")()
     except MatrixError as exc:
         raise PluginError(str(exc)) from exc
+    mark_output(Path(config.site_dir))
 
 
 def on_build_error(error: Exception) -> None:

@@ -87,7 +87,7 @@ def built_site(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def empty_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("empty-site")
-    build_site(tmp_path_factory.mktemp("no-data") / "missing", out)
+    build_site(tmp_path_factory.mktemp("no-data"), out)
     yield out
 
 

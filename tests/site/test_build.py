@@ -193,6 +193,7 @@ def test_engine_page_lists_limitations_from_the_capability_table(built_site: Pat
 
 def test_without_data_the_site_builds_and_says_not_published(tmp_path: Path) -> None:
     out = tmp_path / "site"
+    (tmp_path / "none").mkdir()
     result = subprocess.run(
         [
             sys.executable,

@@ -62,7 +62,7 @@ def test_a_hand_written_page_in_place_of_a_generated_one_fails_the_build(
     config = _project(tmp_path)
     (tmp_path / "docs" / "finder.md").write_text("# mine\n")
     with pytest.raises(Exception, match="Aborted"):
-        build_site(tmp_path / "no-data", tmp_path / "out", config)
+        build_site(tmp_path / "no-data", tmp_path / "out", config, allow_empty=True)
     assert "docs/ has files the site generates; remove them: ['finder.md']" in caplog.text
 
 
@@ -89,6 +89,7 @@ def test_site_serve_builds_then_serves_on_loopback(tmp_path: Path) -> None:
             "site",
             "--data",
             str(tmp_path / "none"),
+            "--allow-empty",
             "--out",
             str(tmp_path / "site"),
             "--serve",
