@@ -30,6 +30,7 @@ from matrix.errors import MatrixError, ProtocolError
 from matrix.platforms import from_descriptor, parse_platform
 from matrix.reference import DIGEST_PATTERN
 from matrix.registry.manifest import Manifest, effective_media_type
+from matrix.registry.wire import load_json
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +253,8 @@ def _read_config_platform(analysis: Analysis, fetch_blob: FetchBlob) -> None:
         analysis.problems.append("image config too large to read its platform")
         return
     try:
-        config = json.loads(fetch_blob(analysis.config_digest, analysis.config_size))
-    except (MatrixError, ValueError) as exc:
+        config = load_json(fetch_blob(analysis.config_digest, analysis.config_size), "config")
+    except MatrixError as exc:
         analysis.problems.append(f"image config unreadable: {mediatypes.safe_text(str(exc))}")
         return
     if isinstance(config, dict):

@@ -37,6 +37,25 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+_URL_IN_TEXT = re.compile(
+    r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/\s\"'@<>]*@)?([^\s\"'<>?#]*)(\?[^\s\"'<>#]*)?"
+)
+_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]+")
+
+
+def redact_message(text: str, secrets: Sequence[str] = ()) -> str:
+    """`text` (from a registry or an engine) without user info, query strings and credentials.
+
+    URLs lose their user info and query string (signed storage URLs carry a credential there),
+    `Bearer …`/`Basic …` values and `token=…`-like pairs are masked, and so is each of `secrets`.
+    """
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "REDACTED")
+    text = _URL_IN_TEXT.sub(lambda m: m[1] + m[2] + ("?REDACTED" if m[3] else ""), text)
+    text = _CREDENTIAL.sub(lambda m: f"{m[1]} REDACTED", text)
+    return _SECRET_QUERY.sub(r"\1REDACTED", text)
+
+
 class MatrixError(Exception):
     """Base of every error this package raises on purpose."""
 

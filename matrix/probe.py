@@ -239,23 +239,23 @@ class Prober:
     ) -> Observation:
         return self._with_failure(self._base(probe, platform, started), error, {})
 
-    @staticmethod
     def _with_failure(
-        observation: Observation, error: BaseException, details: dict[str, Any]
+        self, observation: Observation, error: BaseException, details: dict[str, Any]
     ) -> Observation:
+        # Registry text can quote signed URLs, credentials or the client's own token.
+        text = self.client.redact(
+            str(error) if isinstance(error, MatrixError) else f"{type(error).__name__}: {error}"
+        )
         if _is_harness_fault(error):
             # Not the registry's doing: a bug or a local problem of the probe itself.
             observation.outcome, observation.error_class = "error", str(ErrorClass.UNKNOWN)
-            text = (
-                str(error) if isinstance(error, MatrixError) else f"{type(error).__name__}: {error}"
-            )
             observation.message = text
             log.error("probe fault on %s: %s", observation.tag or "the tag list", text)
         else:
             error_class = failure_class(error)
             observation.outcome = "fail"
             observation.error_class = str(error_class)
-            observation.message = str(error)
+            observation.message = text
             observation.cause = CLASS_INFO[error_class].explanation
             if isinstance(error, RegistryError):
                 observation.http_status = error.status

@@ -21,6 +21,8 @@ _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registr
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DIGEST_PATTERN = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
+# `user:password@` in front of a host, or in a URL, as people paste it by mistake.
+_USERINFO = re.compile(r"(^|//)[^/@\s]*:[^/@\s]*@")
 
 
 @dataclass(frozen=True, order=True)
@@ -70,22 +72,27 @@ def parse_repository(text: str) -> Repository:
     """Parse a repository reference without tag or digest."""
     reference = parse_reference(text)
     if reference.tag or reference.digest:
-        raise ReferenceError_(f"{text!r} names a tag or digest; give the repository only")
+        raise ReferenceError_(f"{_shown(text)} names a tag or digest; give the repository only")
     return reference.repository
+
+
+def _shown(text: str) -> str:
+    """`text` for an error message: user info (`user:password@`) masked, and not too long."""
+    return repr(_USERINFO.sub(r"\1REDACTED@", text)[:200])
 
 
 def parse_reference(text: str) -> Reference:
     """Parse `[registry/]name[:tag][@digest]` and normalise it as Docker does."""
-    original = text
+    original = _shown(text)
     text = text.strip()
     if not text or any(c.isspace() for c in text):
-        raise ReferenceError_(f"invalid image reference {original!r}")
+        raise ReferenceError_(f"invalid image reference {original}")
 
     digest = None
     if "@" in text:
         text, digest = text.split("@", 1)
         if not DIGEST_PATTERN.match(digest):
-            raise ReferenceError_(f"invalid digest {digest!r} in {original!r}")
+            raise ReferenceError_(f"invalid digest {_shown(digest)} in {original}")
 
     tag = None
     last_slash = text.rfind("/")
@@ -93,7 +100,7 @@ def parse_reference(text: str) -> Reference:
     if colon > last_slash:
         text, tag = text[:colon], text[colon + 1 :]
         if not TAG_PATTERN.match(tag):
-            raise ReferenceError_(f"invalid tag {tag!r} in {original!r}")
+            raise ReferenceError_(f"invalid tag {_shown(tag)} in {original}")
 
     parts = text.split("/")
     if len(parts) > 1 and _is_host(parts[0]):
@@ -105,7 +112,7 @@ def parse_reference(text: str) -> Reference:
         if len(path) == 1:
             path = ["library", *path]
     if not path or not all(_COMPONENT.match(part) for part in path):
-        raise ReferenceError_(f"invalid repository name in {original!r}")
+        raise ReferenceError_(f"invalid repository name in {original}")
     return Reference(Repository(registry, "/".join(path)), tag, digest)
 
 

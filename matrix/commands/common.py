@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
+from matrix.mediatypes import safe_text
 from matrix.platforms import DEFAULT_PLATFORMS, parse_platform
+from matrix.reference import is_valid_tag
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -15,7 +17,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _split_tags(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     if not value:
         return None
-    return [tag.strip() for tag in value.split(",") if tag.strip()]
+    tags = [tag.strip() for tag in value.split(",") if tag.strip()]
+    invalid = [tag for tag in tags if not is_valid_tag(tag)]
+    if invalid:
+        shown = ", ".join(repr(safe_text(tag, 60)) for tag in invalid[:5])
+        raise click.BadParameter(
+            f"not a valid tag name: {shown} (letters, digits, _ . -; at most 128; "
+            "not starting with . or -)"
+        )
+    return tags
 
 
 def _platforms(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:

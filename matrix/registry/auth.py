@@ -22,6 +22,7 @@ import httpx
 
 from matrix.errors import AuthError, ProtocolError, TransportError, redact_url
 from matrix.registry.credentials import Credentials
+from matrix.registry.wire import load_json, read_body
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 # Renew a little before the promised end, so a token does not expire on its way.
 EXPIRY_MARGIN = 10.0
 CLIENT_ID = "pull-matrix"
+# A token answer is a small JSON object; a larger one is refused rather than read into memory.
+MAX_TOKEN_ANSWER_BYTES = 64 * 1024
 
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(,|$)')
 _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)(?:\s+|$)")
@@ -100,6 +103,12 @@ class Authenticator:
         self._tokens: dict[tuple[str, str, str], _Token] = {}
         # (registry host, scope) -> the challenge that registry last gave for it.
         self._challenges: dict[tuple[str, str], Challenge] = {}
+        # Every credential this authenticator sent or got, to be removed from recorded text.
+        self._secrets: set[str] = set()
+
+    def secrets(self) -> list[str]:
+        """The tokens, passwords and Basic header values this authenticator has handled."""
+        return list(self._secrets)
 
     def authorization(self, registry: str, scope: str) -> str | None:
         """The Authorization header value to send now, or None to go anonymous first."""
@@ -148,8 +157,13 @@ class Authenticator:
         credentials = self._lookup(registry)
         if not credentials or not credentials.password:
             return None
+        return "Basic " + self._basic_value(credentials)
+
+    def _basic_value(self, credentials: Credentials) -> str:
         pair = f"{credentials.username}:{credentials.password}".encode()
-        return "Basic " + base64.b64encode(pair).decode()
+        value = base64.b64encode(pair).decode()
+        self._secrets.update((credentials.password, value))
+        return value
 
     @staticmethod
     def _token_key(challenge: Challenge, scope: str) -> tuple[str, str, str]:
@@ -161,6 +175,8 @@ class Authenticator:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ProtocolError("the registry named an unusable token service", url=realm)
         credentials = self._lookup(registry)
+        if credentials:
+            self._secrets.update(v for v in (credentials.password, credentials.identity_token) if v)
         if credentials and parts.scheme == "http" and not _is_loopback(parts.hostname):
             # Credentials never travel in clear text, except to this machine.
             log.warning("not sending credentials to %s over plain HTTP", redact_url(realm))
@@ -171,21 +187,20 @@ class Authenticator:
         )
         try:
             response = self._send(request)
-            response.read()
         except httpx.HTTPError as exc:
             raise TransportError(
                 f"token service at {redact_url(realm)} failed: {type(exc).__name__}"
             ) from exc
         token, lifetime = self._read_token(response, realm)
+        self._secrets.add(token)
         self._tokens[self._token_key(challenge, scope)] = _Token(
             token, self._clock() + max(lifetime - EXPIRY_MARGIN, 1.0)
         )
         log.debug("got a token for %s from %s", scope or "(no scope)", redact_url(realm))
         return token
 
-    @staticmethod
     def _token_request(
-        realm: str, service: str, scope: str, credentials: Credentials | None
+        self, realm: str, service: str, scope: str, credentials: Credentials | None
     ) -> httpx.Request:
         if credentials and credentials.identity_token:
             form = {
@@ -199,21 +214,28 @@ class Authenticator:
         params = {key: value for key, value in (("service", service), ("scope", scope)) if value}
         headers = {}
         if credentials and credentials.password:
-            pair = f"{credentials.username}:{credentials.password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+            headers["Authorization"] = "Basic " + self._basic_value(credentials)
             params["account"] = credentials.username
         return httpx.Request("GET", realm, params=params, headers=headers)
 
     @staticmethod
     def _read_token(response: httpx.Response, realm: str) -> tuple[str, float]:
         url = redact_url(realm)
+        if response.status_code != 200:
+            response.close()
         if response.status_code in (401, 403):
             raise AuthError("the token service refused", status=response.status_code, url=url)
         if response.status_code != 200:
             raise ProtocolError("the token service failed", status=response.status_code, url=url)
         try:
-            body = response.json()
-        except ValueError as exc:
+            answer = read_body(response, MAX_TOKEN_ANSWER_BYTES)
+        except ProtocolError as exc:
+            limit = MAX_TOKEN_ANSWER_BYTES // 1024
+            text = f"the token service answered more than {limit} KiB"
+            raise ProtocolError(text, url=url) from exc
+        try:
+            body = load_json(answer, "token answer", url)
+        except ProtocolError as exc:
             raise ProtocolError("the token service answered no JSON", url=url) from exc
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:

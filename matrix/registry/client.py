@@ -6,6 +6,10 @@ challenge (see `auth`); retries 429, 5xx and broken connections a bounded number
 honouring `Retry-After`; and turns every other failure into an error from `matrix.errors` that
 keeps the HTTP status, the registry's error codes and a URL without secrets.
 
+Every request, with its body, must be done within `deadline` seconds (httpx's own time-out
+applies to each read only), else it is a TransportError. Text a registry sends back in an error
+is shortened, and URLs, credentials and the client's own tokens and passwords are removed from it.
+
 Docker Hub counts manifest GETs against its pull limit, and HEADs not. So a tag is resolved with
 HEAD, and the manifest is fetched with GET only when its digest is not yet in the manifest store:
 a second run over unchanged tags makes no manifest GET at all. `manifest_gets` counts the GETs
@@ -15,8 +19,6 @@ per registry.
 from __future__ import annotations
 
 import email.utils
-import hashlib
-import json
 import logging
 import re
 import time
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -38,15 +40,18 @@ from matrix.errors import (
     NotFoundError,
     ProtocolError,
     RateLimitError,
+    ReferenceError_,
     RegistryError,
     TransportError,
+    redact_message,
     redact_url,
 )
 from matrix.reference import DIGEST_PATTERN, Repository, is_valid_tag
 from matrix.registry.auth import Authenticator
 from matrix.registry.credentials import CredentialStore
-from matrix.registry.manifest import MAX_MANIFEST_BYTES, Manifest, sha256_digest, verify
+from matrix.registry.manifest import MAX_MANIFEST_BYTES, Manifest, hasher_for, matches, verify
 from matrix.registry.store import ManifestStore
+from matrix.registry.wire import DEADLINE, load_json, read_body, set_deadline
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,8 @@ MAX_TAGS = 10_000
 MAX_PAGE_BYTES = 8 * 1024 * 1024
 MAX_ERROR_BYTES = 64 * 1024
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# Seconds a request may take in all, body included (a slow-drip server could take hours).
+DEFAULT_DEADLINE = 120.0
 
 _RETRIED_ERRORS = (
     httpx.ConnectError,
@@ -147,10 +154,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def error_codes(body: bytes) -> tuple[tuple[str, ...], str]:
-    """The distribution error codes and the first message in an error body."""
+    """The distribution error codes and the first message in an error body (not yet redacted)."""
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = load_json(body, "error answer")
+    except ProtocolError:
         return (), ""
     errors = document.get("errors") if isinstance(document, dict) else None
     if not isinstance(errors, list):
@@ -191,11 +198,13 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         page_size: int = TAGS_PER_PAGE,
+        deadline: float | None = DEFAULT_DEADLINE,
     ) -> None:
         self.insecure = {host.lower() for host in insecure}
         self.store = store
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
+        self.deadline = deadline
         self.manifest_gets: Counter[str] = Counter()
         self.manifest_heads: Counter[str] = Counter()
         self.ratelimits: dict[str, RateLimit] = {}
@@ -213,6 +222,10 @@ class RegistryClient:
         self._schemes: dict[str, str] = {}
         credential_store = credentials or CredentialStore()
         self._auth = Authenticator(credential_store.lookup, self._transmit)
+
+    def redact(self, text: str) -> str:
+        """`text` without URL secrets, credentials, or any token or password of this client."""
+        return redact_message(text, self._auth.secrets())
 
     def close(self) -> None:
         self._http.close()
@@ -295,6 +308,7 @@ class RegistryClient:
 
     def _transmit_once(self, request: httpx.Request) -> httpx.Response:
         response = self._client_for(request).send(request, stream=True)
+        set_deadline(response, self.deadline)
         if response.status_code in RETRY_STATUSES:
             raise _Retryable(_buffered(response))
         return response
@@ -312,13 +326,14 @@ class RegistryClient:
         response = self._transmit(self._http.build_request(method, url, headers=headers))
         if response.status_code != 401:
             return response
-        _read(response, MAX_ERROR_BYTES, strict=False)
+        read_body(response, MAX_ERROR_BYTES, strict=False)
         headers["Authorization"] = self._auth.answer(host, scope, response)
         return self._transmit(self._http.build_request(method, url, headers=headers))
 
     def _error(self, response: httpx.Response, what: str) -> RegistryError:
-        body = b"" if response.request.method == "HEAD" else _read(response, MAX_ERROR_BYTES, False)
+        body = b"" if response.request.method == "HEAD" else _error_body(response)
         codes, message = error_codes(body)
+        message = self.redact(message)
         status = response.status_code
         text = f"{what}: {message}" if message else what
         url = str(response.request.url)
@@ -361,7 +376,14 @@ class RegistryClient:
                 result.incomplete = f"stopped after {MAX_TAG_PAGES} pages"
                 break
             seen_urls.add(url)
-            page = self._tag_page(repository, url)
+            try:
+                page = self._tag_page(repository, url)
+            except MatrixError as exc:
+                if not result.pages:
+                    raise
+                # The pages read so far are kept; the listing says where and why it stopped.
+                result.incomplete = f"page {result.pages + 1} failed: {self.redact(str(exc))}"
+                break
             result.pages += 1
             fresh = [tag for tag in page.tags if tag not in seen_tags]
             result.skipped += page.skipped
@@ -396,11 +418,15 @@ class RegistryClient:
         response = self._request("GET", url, repository)
         if response.status_code != 200:
             raise self._error(response, f"tag list of {repository}")
-        body = _read(response, MAX_PAGE_BYTES)
         try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise ProtocolError("tag list is not JSON", url=url) from exc
+            body = read_body(response, MAX_PAGE_BYTES)
+        except ProtocolError as exc:
+            megabytes = MAX_PAGE_BYTES // 2**20
+            raise ProtocolError(
+                f"tag list page larger than {megabytes} MiB (asked for {self.page_size} tags)",
+                url=url,
+            ) from exc
+        document = load_json(body, "tag list", url)
         raw = document.get("tags") if isinstance(document, dict) else None
         if raw is not None and not isinstance(raw, list):
             raise ProtocolError("tag list has no list of tags", url=url)
@@ -410,7 +436,11 @@ class RegistryClient:
     # Manifests ------------------------------------------------------------------------------
 
     def _manifest_url(self, repository: Repository, reference: str) -> str:
-        return f"{self.base_url(repository)}/v2/{repository.name}/manifests/{reference}"
+        if not (is_valid_tag(reference) or DIGEST_PATTERN.match(reference)):
+            shown = mediatypes.safe_text(reference, 80)
+            raise ReferenceError_(f"{shown!r} is neither a tag nor a digest")
+        path = f"/v2/{quote(repository.name)}/manifests/{quote(reference, safe=':')}"
+        return self.base_url(repository) + path
 
     def head_manifest(self, repository: Repository, reference: str) -> Descriptor:
         """Resolve a tag or digest with HEAD (not counted against Docker Hub's pull limit)."""
@@ -437,7 +467,7 @@ class RegistryClient:
         if response.status_code != 200:
             raise self._error(response, f"manifest {repository.with_tag(reference)}")
         self.manifest_gets[repository.registry] += 1
-        data = _read(response, MAX_MANIFEST_BYTES)
+        data = read_body(response, MAX_MANIFEST_BYTES)
         media_type = mediatypes.base(response.headers.get("content-type", ""))
         announced = response.headers.get("docker-content-digest", "")
         requested = reference if DIGEST_PATTERN.match(reference) else ""
@@ -467,7 +497,10 @@ class RegistryClient:
     # Blobs ----------------------------------------------------------------------------------
 
     def _blob_url(self, repository: Repository, digest: str) -> str:
-        return f"{self.base_url(repository)}/v2/{repository.name}/blobs/{digest}"
+        if not DIGEST_PATTERN.match(digest):
+            raise ProtocolError(f"{mediatypes.safe_text(digest, 80)!r} is not a digest")
+        path = f"/v2/{quote(repository.name)}/blobs/{quote(digest, safe=':')}"
+        return self.base_url(repository) + path
 
     def _blob_error(
         self, response: httpx.Response, repository: Repository, digest: str
@@ -496,17 +529,21 @@ class RegistryClient:
             raise ProtocolError(f"blob {digest} is too large to read ({size} bytes)")
         # Configs are content-addressed like manifests, so the store keeps them too.
         stored = self.store.get(digest) if self.store is not None else None
-        if stored is not None:
+        # Only bytes that hash to the digest themselves (not a signed schema 1 payload).
+        if stored is not None and matches(stored.data, digest):
             return stored.data
         url = self._blob_url(repository, digest)
         response = self._request("GET", url, repository)
         if response.status_code != 200:
             raise self._blob_error(response, repository, digest)
-        data = _read(response, MAX_CONFIG_BYTES)
-        if sha256_digest(data) != digest:
+        data = read_body(response, MAX_CONFIG_BYTES)
+        if not matches(data, digest, url):
             raise DigestMismatchError(f"blob content does not match {digest}", url=url)
-        if self.store is not None:
-            self.store.put(Manifest(digest, "application/octet-stream", data))
+        if self.store is not None and digest.startswith("sha256:"):
+            try:
+                self.store.put(Manifest(digest, "application/octet-stream", data))
+            except MatrixError as exc:
+                log.warning("blob %s not kept in the manifest store: %s", digest, exc)
         return data
 
     def verify_blob(self, repository: Repository, digest: str, size: int | None) -> int:
@@ -515,18 +552,21 @@ class RegistryClient:
         response = self._request("GET", url, repository)
         if response.status_code != 200:
             raise self._blob_error(response, repository, digest)
-        hasher, count = hashlib.sha256(), 0
+        hasher, count = hasher_for(digest, url), 0
+        deadline = response.extensions.get(DEADLINE)
         try:
             for chunk in response.iter_bytes():
                 hasher.update(chunk)
                 count += len(chunk)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TransportError(f"download of {redact_url(url)} too slow: deadline passed")
         except httpx.HTTPError as exc:
             raise TransportError(f"download of {redact_url(url)} broke off") from exc
         finally:
             response.close()
         if size is not None and count != size:
             raise DigestMismatchError(f"blob {digest} has {count} bytes, not {size}", url=url)
-        if "sha256:" + hasher.hexdigest() != digest:
+        if f"{hasher.name}:{hasher.hexdigest()}" != digest:
             raise DigestMismatchError(f"blob content does not match {digest}", url=url)
         return count
 
@@ -540,7 +580,7 @@ class _TagPage:
 
 def _buffered(response: httpx.Response) -> httpx.Response:
     """A copy of a streamed error answer with its (bounded) body in memory, to be read again."""
-    body = _read(response, MAX_ERROR_BYTES, strict=False)
+    body = _error_body(response)
     headers = [
         (name, value)
         for name, value in response.headers.multi_items()
@@ -551,22 +591,9 @@ def _buffered(response: httpx.Response) -> httpx.Response:
     )
 
 
-def _read(response: httpx.Response, limit: int, strict: bool = True) -> bytes:
-    """Read a streamed body up to `limit` bytes; ProtocolError beyond it when `strict`."""
-    chunks, total = [], 0
+def _error_body(response: httpx.Response) -> bytes:
+    """The first MAX_ERROR_BYTES of an error answer; empty if it cannot be read in time."""
     try:
-        for chunk in response.iter_bytes():
-            total += len(chunk)
-            if total > limit:
-                if strict:
-                    url = redact_url(str(response.request.url))
-                    raise ProtocolError(f"answer larger than {limit} bytes", url=url)
-                break
-            chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise TransportError(
-            f"answer from {redact_url(str(response.request.url))} broke off"
-        ) from exc
-    finally:
-        response.close()
-    return b"".join(chunks)
+        return read_body(response, MAX_ERROR_BYTES, strict=False)
+    except TransportError:
+        return b""

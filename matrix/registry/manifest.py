@@ -1,24 +1,30 @@
 """A manifest as received: its bytes, the media type it was served with, and its digest.
 
 The digest of a manifest is the sha256 of its bytes, with one exception: a signed schema 1
-manifest (JWS) is addressed by the digest of its payload, the bytes without the signatures.
-Only sha256 is computed: a manifest a registry names by another algorithm (sha512) fails
-verification, which no public registry has been seen to do.
+manifest (JWS) is addressed by the digest of its payload, the bytes without the signatures. The
+payload is rebuilt from the signature's protected header, which the registry writes, so it is
+only accepted when it is a schema 1 manifest with exactly the content of the document served:
+otherwise a registry could serve any document under the digest of any other manifest.
+
+Manifests are kept and compared by sha256; a digest a registry names with sha512 (valid in OCI)
+is checked with sha512.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from matrix import mediatypes
 from matrix.errors import DigestMismatchError, ProtocolError
+from matrix.registry.wire import load_json
 
 SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
+# The digest algorithms content can be checked with, by the name a digest starts with.
+ALGORITHMS = ("sha256", "sha512")
 
 # Larger than any real manifest; containerd refuses manifests above 4 MiB as well.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -28,22 +34,58 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def hasher_for(digest: str, url: str = "") -> Any:
+    """A fresh hash object for the algorithm `digest` names; ProtocolError for any other."""
+    algorithm = digest.split(":", 1)[0]
+    if algorithm not in ALGORITHMS:
+        shown = mediatypes.safe_text(algorithm, 40)
+        raise ProtocolError(f"digest algorithm {shown} cannot be checked", url=url)
+    return hashlib.new(algorithm)
+
+
+def matches(data: bytes, digest: str, url: str = "") -> bool:
+    """Whether `data` hashes to `digest`, with the algorithm the digest names."""
+    hasher = hasher_for(digest, url)
+    hasher.update(data)
+    return f"{hasher.name}:{hasher.hexdigest()}" == digest
+
+
 def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def schema1_payload(data: bytes) -> bytes:
-    """The signed payload of a schema 1 JWS manifest (the bytes its digest is computed over)."""
+    """The signed payload of a schema 1 JWS manifest (the bytes its digest is computed over).
+
+    DigestMismatchError when the payload is not a schema 1 manifest with the same content as
+    the document served (apart from its signatures).
+    """
+    document = load_json(data, "signed schema 1 manifest")
     try:
-        document = json.loads(data)
-        protected = json.loads(_b64url(document["signatures"][0]["protected"]))
+        protected = load_json(_b64url(document["signatures"][0]["protected"]), "JWS header")
         length = int(protected["formatLength"])
         tail = _b64url(protected["formatTail"])
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ProtocolError(f"signed schema 1 manifest has no readable signature: {exc}") from exc
     if not 0 < length <= len(data):
         raise ProtocolError("signed schema 1 manifest has an impossible formatLength")
-    return data[:length] + tail
+    payload = data[:length] + tail
+    _check_payload(document, payload)
+    return payload
+
+
+def _check_payload(document: dict[str, Any], payload: bytes) -> None:
+    try:
+        signed = load_json(payload, "signed schema 1 payload")
+    except ProtocolError as exc:
+        raise DigestMismatchError("signed schema 1 manifest: its payload is not JSON") from exc
+    unsigned = {key: value for key, value in document.items() if key != "signatures"}
+    if not isinstance(signed, dict) or signed.get("schemaVersion") != 1:
+        raise DigestMismatchError("signed schema 1 manifest: its payload is no schema 1 manifest")
+    if signed != unsigned:
+        raise DigestMismatchError(
+            "signed schema 1 manifest: its payload differs from the document served"
+        )
 
 
 def content_digest(data: bytes, media_type: str = "") -> str:
@@ -60,17 +102,25 @@ def _is_signed_schema1(data: bytes, media_type: str) -> bool:
         return False
     # Some registries serve signed schema 1 as plain JSON; the signatures give it away.
     try:
-        document = json.loads(data)
-    except ValueError:
+        document = load_json(data, "manifest")
+    except ProtocolError:
         return False
     return isinstance(document, dict) and document.get("schemaVersion") == 1
 
 
 def verify(data: bytes, media_type: str, *expected: str, url: str = "") -> str:
-    """The digest of `data`; DigestMismatchError when it differs from any non-empty `expected`."""
+    """The sha256 digest of `data`; DigestMismatchError when any non-empty `expected` differs.
+
+    An expected digest of another algorithm (sha512) is checked with that algorithm.
+    """
     digest = content_digest(data, media_type)
     for wanted in expected:
-        if wanted and wanted != digest:
+        if not wanted or wanted == digest or wanted.startswith("sha256:"):
+            mismatch = bool(wanted) and wanted != digest
+        else:
+            signed = schema1_payload(data) if _is_signed_schema1(data, media_type) else data
+            mismatch = not matches(signed, wanted, url)
+        if mismatch:
             raise DigestMismatchError(
                 f"manifest content has digest {digest}, expected {mediatypes.safe_text(wanted)}",
                 url=url,
@@ -92,10 +142,7 @@ class Manifest:
 
     def document(self) -> dict[str, Any]:
         """The parsed JSON object; ProtocolError when it is not one."""
-        try:
-            document = json.loads(self.data)
-        except ValueError as exc:
-            raise ProtocolError(f"manifest {self.digest} is not JSON: {exc}") from exc
+        document = load_json(self.data, f"manifest {self.digest}")
         if not isinstance(document, dict):
             raise ProtocolError(f"manifest {self.digest} is not a JSON object")
         return document

@@ -3,7 +3,8 @@
 Layout: `<root>/sha256/<hex>` holds the manifest bytes exactly as served, `<hex>.type` beside it
 the media type it was served with. A manifest is written to a temporary file and renamed into
 place, and it is verified against its digest whenever it is read: a file that does not match
-(a disk error, a hand edit) is removed and counts as absent.
+(a disk error, a hand edit, a signed schema 1 manifest whose payload is not what it shows) is
+removed and counts as absent.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from matrix.errors import DataError, DigestMismatchError
+from matrix.errors import DataError, ProtocolError
 from matrix.registry.manifest import SHA256, Manifest, verify
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class ManifestStore:
             return None
         try:
             verify(data, media_type, digest)
-        except DigestMismatchError:
+        except ProtocolError:
             log.warning("manifest store: %s does not match its digest; removed", data_path)
             data_path.unlink(missing_ok=True)
             type_path.unlink(missing_ok=True)
@@ -53,8 +54,12 @@ class ManifestStore:
         return Manifest(digest, media_type, data)
 
     def put(self, manifest: Manifest) -> None:
-        """Keep `manifest`; its digest must already have been verified by the caller."""
+        """Keep `manifest` under its digest; DataError when the content does not have it."""
         data_path, type_path = self._paths(manifest.digest)
+        try:
+            verify(manifest.data, manifest.media_type, manifest.digest)
+        except ProtocolError as exc:
+            raise DataError(f"manifest store: content is not {manifest.digest}: {exc}") from exc
         try:
             data_path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomically(type_path, manifest.media_type.encode())
