@@ -15,7 +15,7 @@ from matrix.commands.show import verdict_table
 from matrix.config import Config, load_config
 from matrix.lab import control
 from matrix.lab.state import default_cache_dir, default_lab_dir
-from matrix.observations import load
+from matrix.observations import Observation, load
 
 
 @click.command("collect")
@@ -107,6 +107,10 @@ def _run(
     with Progress(*columns, console=console, disable=quiet or not console.is_terminal) as bar:
         tags = bar.add_task("probing tags", total=None)
         pulls = bar.add_task("pulling", total=None, visible=False)
+
+        def pulled(_observation: Observation) -> None:
+            bar.update(pulls, visible=True, advance=1)
+
         return collect(
             config,
             run_id=run_id,
@@ -114,7 +118,7 @@ def _run(
             lab_dir=lab_dir,
             endpoints=endpoints,
             on_tag=lambda: bar.advance(tags),
-            on_observation=lambda _o: (bar.update(pulls, visible=True), bar.advance(pulls)),
+            on_observation=pulled,
         )
 
 
