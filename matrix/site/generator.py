@@ -190,6 +190,7 @@ def history_context(data: SiteData) -> dict[str, Any]:
         charts.append(
             {
                 "location": location,
+                "registry": registry,
                 "svg": r.chart_svg(points, f"Daily pass rate of pulls from {location}"),
                 "days": len(points),
                 "attempts": int(group["attempts"].sum()),
@@ -272,6 +273,7 @@ def engine_context(data: SiteData, version: str) -> dict[str, Any]:
                     "image_slug": image.slug,
                     "platform": block.platform,
                     "total": len(tested),
+                    "untested": len(block.rows) - len(tested),
                     "ok": [tag for tag, c in tested if c is not None and c.ok],
                     "failed": [(tag, c) for tag, c in tested if c is not None and not c.ok],
                 }
@@ -283,8 +285,17 @@ def engine_context(data: SiteData, version: str) -> dict[str, Any]:
     }
 
 
+# Codes in the finder's verdict lists besides class indexes.
+NOT_PULLED_YET = -1  # the tag is in the block (probed or pulled), but this engine has not pulled it
+NOT_IN_BLOCK = -2  # the tag was never seen on this registry and platform
+
+
 def finder_data(data: SiteData) -> dict[str, Any]:
-    """What the finder needs, compactly: per block and engine, one class index per tag."""
+    """What the finder needs, compactly: per block and engine, one class index per tag.
+
+    A tag of the block that the engine has not pulled yet is NOT_PULLED_YET, so that the finder
+    can list it; a tag the block does not have is NOT_IN_BLOCK.
+    """
     classes = sorted({str(c) for c in ErrorClass} | set(data.pulls.get("verdict", [])))
     code = {name: index for index, name in enumerate(classes)}
     images = []
@@ -292,11 +303,11 @@ def finder_data(data: SiteData) -> dict[str, Any]:
         position = {tag: index for index, tag in enumerate(image.tags)}
         blocks = []
         for block in image.blocks:
-            verdicts = [[-1] * len(image.tags) for _ in block.engines]
+            verdicts = [[NOT_IN_BLOCK] * len(image.tags) for _ in block.engines]
             for row in block.rows:
                 for engine_index, c in enumerate(row.cells):
-                    if c is not None:
-                        verdicts[engine_index][position[row.tag]] = code[c.verdict]
+                    value = NOT_PULLED_YET if c is None else code[c.verdict]
+                    verdicts[engine_index][position[row.tag]] = value
             blocks.append(
                 {
                     "registry": block.registry,
@@ -730,6 +741,7 @@ def _tag_context(data: SiteData, image: Image, tag: str) -> dict[str, Any]:
                 "alternatives": alternatives(data, registry, repository, tag),
             }
         )
+    _split_alternatives(sections)
     return {
         "data": data,
         "image": image,
@@ -738,6 +750,26 @@ def _tag_context(data: SiteData, image: Image, tag: str) -> dict[str, Any]:
         "history": tag_history(lookup.history.get((image.name, tag), []), len(image.engines)),
         "drift": image.drift.get(tag, {}),
     }
+
+
+def _split_alternatives(sections: list[dict[str, Any]]) -> None:
+    """Keep each pull command once on a tag page.
+
+    A failing registry's alternative that is another section's own pull command (the same tag
+    where it pulls) moves to `pulls_from`, a list of those registries; the rest stay.
+    """
+    shown = {
+        f"docker pull {s['registry']}/{s['repository']}@{s['digest']}": s["registry"]
+        for s in sections
+        if s["pullable"]
+    }
+    for section in sections:
+        if section["pullable"]:
+            section["pulls_from"] = []
+            continue
+        alternatives = section["alternatives"]
+        section["pulls_from"] = [shown[a.command] for a in alternatives if a.command in shown]
+        section["alternatives"] = [a for a in alternatives if a.command not in shown]
 
 
 def _alike(cells: list[tuple[str, Cell]]) -> list[tuple[list[str], Cell, str]]:

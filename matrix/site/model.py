@@ -49,6 +49,8 @@ class Cell:
     digest: str
     observed_at: str
     kind: str = ""
+    # The registry-side check of the tag (the probe), not an engine's pull.
+    probe: bool = False
 
     @property
     def ok(self) -> bool:
@@ -63,12 +65,13 @@ class Cell:
 
     @property
     def title(self) -> str:
-        """The hover and focus text: the cause, then the engine's own message."""
+        """The hover and focus text: the cause, then the engine's or registry check's message."""
         parts = [self.verdict]
         if self.cause:
             parts.append(self.cause)
         if self.message:
-            parts.append(f"engine said: {self.message}")
+            source = "registry check" if self.probe else "engine said"
+            parts.append(f"{source}: {self.message}")
         if self.predicted and self.predicted != self.error_class:
             parts.append(f"predicted: {self.predicted}")
         return " — ".join(parts)
@@ -219,6 +222,7 @@ def cell(record: dict[str, Any]) -> Cell:
         digest=record["digest"],
         observed_at=record["observed_at"],
         kind=record["kind"],
+        probe=record["method"] == "probe",
     )
 
 

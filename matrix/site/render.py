@@ -26,7 +26,7 @@ from matrix.site.model import (
     registry_label,
     role_note,
 )
-from matrix.site.versions import slug
+from matrix.site.versions import engine_sort_key, slug
 
 # Verdicts with their own colour: the classes, and `error` for a fault of the harness.
 _KNOWN_CLASSES = {str(cls) for cls in ErrorClass} | {HARNESS_ERROR}
@@ -38,11 +38,19 @@ def verdict_css(verdict: str) -> str:
     return f"v-{verdict}" if verdict in _KNOWN_CLASSES else "v-unknown"
 
 
-def cell_html(cell: Cell | None) -> Markup:
+# What an empty cell means, in the matrix legend and in the cell's title.
+NOT_PULLED = "not pulled yet: deferred by the rate-limit budget, or the engine has not run"
+NOT_PROBED = "not checked yet: the registry check has not reached this tag on this platform"
+_NOT_PULLED_CELL = Markup('<td class="c none" title="{}">–</td>').format(NOT_PULLED)
+_NOT_PROBED_CELL = Markup('<td class="c none" title="{}">–</td>').format(NOT_PROBED)
+
+
+def cell_html(cell: Cell | None, probe: bool = False) -> Markup:
     """One matrix cell as HTML. Written in Python rather than as a template macro because a
-    matrix has tens of thousands of cells; every value is escaped."""
+    matrix has tens of thousands of cells; every value is escaped. `probe` says which column
+    an empty cell is in: the registry check's or an engine's."""
     if cell is None:
-        return Markup('<td class="c none">–</td>')
+        return _NOT_PROBED_CELL if probe else _NOT_PULLED_CELL
     if cell.ok:
         return Markup('<td class="c v-ok">ok</td>')
     classes = f"c {verdict_css(cell.verdict)}" + (" surprise" if cell.surprising else "")
@@ -84,6 +92,11 @@ def percent(value: float) -> str:
     return f"{100 * float(value):.0f}%"
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 tag`, `3 tags`: the count with the noun in the right number."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
 def human_size(value: Any) -> str:
     try:
         size = float(value)
@@ -105,6 +118,55 @@ def display_value(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
     return str(value)
+
+
+def prediction_runs(predicted: Any) -> list[tuple[str, str, str]]:
+    """Engine versions with the same predicted verdict, as runs: (first, last, verdict).
+
+    `{"20.10": "a", "23.0": "a", "24.0": "b"}` -> `[("20.10", "23.0", "a"), ("24.0", "24.0", "b")]`,
+    oldest version first. Anything but a mapping gives no runs.
+    """
+    if not isinstance(predicted, dict):
+        return []
+    runs: list[tuple[str, str, str]] = []
+    for version in sorted(predicted, key=lambda v: engine_sort_key(str(v))):
+        verdict = str(predicted[version])
+        if runs and runs[-1][2] == verdict:
+            runs[-1] = (runs[-1][0], str(version), verdict)
+        else:
+            runs.append((str(version), str(version), verdict))
+    return runs
+
+
+def predictions_html(predicted: Any) -> Markup:
+    """Predicted verdicts per engine version as runs: `20.10–25.0 no-platform-match; …`."""
+    runs = prediction_runs(predicted)
+    if not runs:
+        return Markup("{}").format(display_value(predicted))
+    parts = [
+        Markup("{} {}").format(first if first == last else f"{first}–{last}", verdict_html(v))
+        for first, last, v in runs
+    ]
+    return Markup('<span class="pm-predictions">{}</span>').format(Markup("; ").join(parts))
+
+
+def mapping_html(value: dict[str, Any]) -> Markup:
+    """A small mapping from the format analysis as `key: value` lines, every part escaped."""
+    lines = [
+        Markup('<li><span class="pm-key">{}</span>: {}</li>').format(key, display_value(item))
+        for key, item in sorted(value.items())
+    ]
+    return Markup('<ul class="pm-mapping">{}</ul>').format(Markup("").join(lines))
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def code_spans(text: str) -> Markup:
+    """Plain text with Markdown code spans (`like this`) as HTML: escaped first, then
+    each backtick span becomes <code>. Nothing else in the text is interpreted."""
+    escaped = str(Markup.escape(str(text)))
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", escaped))
 
 
 _SAFE_TITLE = re.compile(r"[^A-Za-z0-9 ._:/+@-]")
@@ -136,6 +198,10 @@ def environment() -> jinja2.Environment:
         percent=percent,
         human_size=human_size,
         display_value=display_value,
+        predictions_html=predictions_html,
+        mapping_html=mapping_html,
+        code_spans=code_spans,
+        plural=plural,
         slug=slug,
         class_title=class_title,
         registry_label=registry_label,
@@ -146,6 +212,8 @@ def environment() -> jinja2.Environment:
         NOT_PUBLISHED=NOT_PUBLISHED,
         CLASS_INFO={str(cls): info for cls, info in CLASS_INFO.items()},
         STATUS_COLOURS=_STATUS_COLOURS,
+        NOT_PULLED=NOT_PULLED,
+        NOT_PROBED=NOT_PROBED,
     )
     return env
 
@@ -157,20 +225,23 @@ def render(template: str, **context: Any) -> str:
 def chart_svg(points: list[tuple[str, float, float]], title: str) -> str:
     """A small line chart of daily pass rate (`rate`) and health per day, as inline SVG.
 
-    `points` are (day, rate, health) with values from 0 to 1, oldest first.
+    `points` are (day, rate, health) with values from 0 to 1, oldest first. A single day has no
+    line to draw: its values sit in the middle of the chart, labelled.
     """
     width, height, left, bottom, top = 640, 180, 36, 24, 10
     inner_w, inner_h = width - left - 8, height - bottom - top
-    count = max(1, len(points) - 1)
+    count = len(points) - 1
+
+    def x_of(index: int) -> float:
+        return left + (inner_w / 2 if count < 1 else inner_w * index / count)
 
     def xy(index: int, value: float) -> str:
-        x = left + inner_w * index / count
-        y = top + inner_h * (1 - value)
-        return f"{x:.1f},{y:.1f}"
+        return f"{x_of(index):.1f},{top + inner_h * (1 - value):.1f}"
 
-    rate = " ".join(xy(i, p[1]) for i, p in enumerate(points))
-    healthy = " ".join(xy(i, p[2]) for i, p in enumerate(points))
-    ticks = [(0, points[0][0]), (len(points) - 1, points[-1][0])] if points else []
+    if count < 1:
+        ticks = [(x_of(0), points[0][0], "middle")] if points else []
+    else:
+        ticks = [(x_of(0), points[0][0], "start"), (x_of(count), points[-1][0], "end")]
     return render(
         "chart.svg",
         title=title,
@@ -180,10 +251,11 @@ def chart_svg(points: list[tuple[str, float, float]], title: str) -> str:
         top=top,
         inner_w=inner_w,
         inner_h=inner_h,
-        rate=rate,
-        healthy=healthy,
-        points=[(xy(i, p[1]), p) for i, p in enumerate(points)],
-        ticks=[(left + inner_w * i / count, label) for i, label in ticks],
+        rate=" ".join(xy(i, p[1]) for i, p in enumerate(points)),
+        healthy=" ".join(xy(i, p[2]) for i, p in enumerate(points)),
+        points=[(xy(i, p[1]), xy(i, p[2]), p) for i, p in enumerate(points)],
+        single=count == 0,
+        ticks=ticks,
     )
 
 

@@ -129,6 +129,14 @@
 
   /* ------------------------------------------------------------------ finder */
 
+  /* Verdict codes in the finder data that are not classes (see generator.finder_data). */
+  var NOT_PULLED_YET = -1;
+
+  /* plural(1, "tag") is "1 tag", plural(3, "tag") "3 tags"; `many` is the plural form. */
+  function plural(count, one, many) {
+    return count + " " + (count === 1 ? one : (many || one + "s"));
+  }
+
   function tagList(tags, slugs, root, imageSlug, limit) {
     var wrap = el("p", null, "pm-taglist");
     tags.slice(0, limit).forEach(function (tag, i) {
@@ -193,17 +201,21 @@
         }
         var ok = [];
         var failed = {};
+        var untested = [];
         block.verdicts[index].forEach(function (code, position) {
+          if (code === NOT_PULLED_YET) untested.push(image.tags[position]);
           if (code < 0) return;
           var cls = data.classes[code];
           if (cls === "ok") ok.push(image.tags[position]);
           else (failed[cls] = failed[cls] || []).push(image.tags[position]);
         });
         var failedCount = Object.keys(failed).reduce(function (n, k) { return n + failed[k].length; }, 0);
+        var counts = plural(ok.length, "tag pulls", "tags pull") + ", " + failedCount + " fail";
+        if (untested.length) counts += ", " + untested.length + " not tested yet";
         summary.appendChild(el("li", block.registry + "/" + block.repository + " · " + block.platform +
-          ": " + ok.length + " tags pull, " + failedCount + " fail"));
+          ": " + counts));
         var summary2 = el("p", null, "pm-finder-ok");
-        summary2.appendChild(el("strong", ok.length + " tags pull"));
+        summary2.appendChild(el("strong", plural(ok.length, "tag pulls", "tags pull")));
         summary2.appendChild(document.createTextNode(ok.length ? " (newest first):" : "."));
         section.appendChild(summary2);
         if (ok.length) section.appendChild(tagList(ok, slugs, root, image.slug, 40));
@@ -212,10 +224,18 @@
           line.dataset.verdict = cls;
           line.appendChild(el("span", cls, "pm-verdict v-" + cls));
           line.appendChild(document.createTextNode(" (" + (data.titles[cls] || cls) + "): " +
-            failed[cls].length + " tags"));
+            plural(failed[cls].length, "tag")));
           section.appendChild(line);
           section.appendChild(tagList(failed[cls], slugs, root, image.slug, 20));
         });
+        if (untested.length) {
+          var line = el("p", null, "pm-finder-untested");
+          line.appendChild(el("strong", plural(untested.length, "tag") + " not tested yet"));
+          line.appendChild(document.createTextNode(" with this engine (its pull was deferred by " +
+            "the rate-limit budget, or the engine has not run since the tag was found):"));
+          section.appendChild(line);
+          section.appendChild(tagList(untested, slugs, root, image.slug, 20));
+        }
         target.appendChild(section);
       });
     });
