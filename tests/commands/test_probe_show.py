@@ -154,3 +154,12 @@ def test_interrupted_probe_keeps_what_it_observed(
 
     assert result.exit_code != 0
     assert sorted(set(read_shard(out)["tag"])) == ["1.0.1", "1.0.2"]
+
+
+@pytest.mark.parametrize("tags", ["../../../../v2/other/x", "ok,a?b=c", "<script>"])
+def test_probe_refuses_invalid_tag_names(tags: str, tmp_path: Path) -> None:
+    out = tmp_path / "obs.csv"
+    code, output = run("probe", "127.0.0.1:9/demo/app", "--tags", tags, "--out", str(out))
+
+    assert code == 2 and "not a valid tag name" in output
+    assert not out.exists()
