@@ -18,6 +18,7 @@ from matrix.observations import new_run_id, write_observations, write_shard
 from matrix.probe import Prober, ProbeRun, TagProbe, group_predictions
 from matrix.reference import Repository, parse_repository
 from matrix.registry import CredentialStore, ManifestStore, RegistryClient
+from matrix.registry.client import DEFAULT_DEADLINE
 
 
 def _default_data_dir() -> Path:
@@ -53,6 +54,15 @@ def _default_data_dir() -> Path:
     is_flag=True,
     help="Download every layer and config in full and check digest and size (default: HEAD).",
 )
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=1.0),
+    default=DEFAULT_DEADLINE,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest time one registry request may take, answer included; then it counts as a "
+    "network failure.",
+)
 @click.option("--run-id", help="Run id recorded with every observation (default: time-based).")
 @click.pass_context
 def command(
@@ -65,6 +75,7 @@ def command(
     data_dir: Path,
     store_dir: Path | None,
     verify_blobs: bool,
+    deadline: float,
     run_id: str | None,
 ) -> None:
     """Probe the repositories REF (e.g. kivy/buildozer, ghcr.io/kivy/buildozer,
@@ -93,7 +104,9 @@ def command(
     console = Console(stderr=True)
     show_progress = not is_quiet(ctx) and console.is_terminal
 
-    with RegistryClient(insecure=insecure, credentials=CredentialStore(), store=store) as client:
+    with RegistryClient(
+        insecure=insecure, credentials=CredentialStore(), store=store, deadline=deadline
+    ) as client:
         prober = Prober(client, run_id, platforms, verify_blobs=verify_blobs)
         try:
             _probe_all(prober, repositories, tags, console, show_progress)

@@ -65,7 +65,7 @@ def schema1_payload(data: bytes) -> bytes:
         protected = load_json(_b64url(document["signatures"][0]["protected"]), "JWS header")
         length = int(protected["formatLength"])
         tail = _b64url(protected["formatTail"])
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, ProtocolError) as exc:
         raise ProtocolError(f"signed schema 1 manifest has no readable signature: {exc}") from exc
     if not 0 < length <= len(data):
         raise ProtocolError("signed schema 1 manifest has an impossible formatLength")

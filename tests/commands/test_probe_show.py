@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -163,3 +166,53 @@ def test_probe_refuses_invalid_tag_names(tags: str, tmp_path: Path) -> None:
 
     assert code == 2 and "not a valid tag name" in output
     assert not out.exists()
+
+
+class _SlowTagList(BaseHTTPRequestHandler):
+    """Answers the tag list one byte every 0.2 s; everything else 404."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/v2/slow/app/tags/list"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "200")
+        self.end_headers()
+        try:
+            for _ in range(200):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+
+def test_probe_gives_up_on_a_slow_drip_registry_and_records_it(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowTagList)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    out = tmp_path / "obs.csv"
+    started = time.monotonic()
+    try:
+        code, output = run(
+            "probe", f"{host}/slow/app", "--insecure", host, "--deadline", "1",
+            "--platform", "linux/amd64", "--out", str(out), "--data", str(tmp_path),
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert code == 0, output
+    assert time.monotonic() - started < 15
+    recorded = read_shard(out)
+    assert list(recorded["error_class"]) == ["network"]
+    assert "deadline" in recorded["message"][0]
