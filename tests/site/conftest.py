@@ -17,6 +17,8 @@ from matrix.observations import Observation, write_shard
 from matrix.site.build import build_site
 from matrix.site.sample import generate
 
+from .labdata import write_lab_data
+
 XSS_TAG = "<img src=x onerror=alert(1)>"
 XSS_MESSAGE = "<script>alert('message')</script> received unexpected HTTP status: 500"
 XSS_CAUSE = '<b onmouseover="alert(3)">cause</b>'
@@ -106,3 +108,16 @@ def tag_list_failure(run_id: str = "20261203T120000Z-crafted") -> Observation:
         observed_at="2026-12-03T12:00:02Z",
         message="probe fault: connection pool closed",
     )
+
+
+@pytest.fixture(scope="session")
+def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One day of lab-like observations (see labdata)."""
+    return write_lab_data(tmp_path_factory.mktemp("lab-data"))
+
+
+@pytest.fixture(scope="session")
+def lab_site(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lab-site") / "site"
+    build_site(lab_dir, out)
+    return out

@@ -272,3 +272,39 @@ def test_site_search_shows_registry_supplied_html_as_text(watched: Watched) -> N
     assert page.locator(".md-search-result img").count() == 0
     page.wait_for_timeout(300)
     watched.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def lab_url(lab_site: Path) -> Iterator[str]:
+    handler = functools.partial(_QuietHandler, directory=str(lab_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_finder_lists_tags_the_engine_has_not_pulled_so_the_counts_add_up(
+    browser: Any, lab_url: str
+) -> None:
+    watched = Watched(browser, lab_url)
+    try:
+        page = watched.open("finder/?version=20.10.24%2Bdfsg1")
+        block = page.locator(
+            'section.pm-finder-block[data-registry="127.0.0.1:5101"][data-platform="linux/amd64"]'
+        )
+        assert block.locator(".pm-finder-ok").inner_text() == "0 tags pull."
+        untested = block.locator(".pm-finder-untested")
+        assert untested.inner_text().startswith("1 tag not tested yet")
+        listed = block.locator(".pm-finder-untested + .pm-taglist a").all_inner_texts()
+        assert listed == ["0.9"]
+        summary = page.locator(".pm-finder-summary li").all_inner_texts()
+        assert (
+            "127.0.0.1:5101/kivy/buildozer · linux/amd64: 0 tags pull, 1 fail, 1 not tested yet"
+            in summary
+        )
+        assert "127.0.0.1:5102/kivy/buildozer · linux/amd64: 2 tags pull, 0 fail" in summary
+        watched.assert_clean()
+    finally:
+        watched.page.close()
