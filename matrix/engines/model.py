@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import docker
-from docker.errors import DockerException
+import requests.exceptions
+import urllib3.exceptions
+from docker.errors import DockerException, StreamParseError
 from requests.exceptions import RequestException
 
 from matrix.errors import EngineError
@@ -14,9 +18,34 @@ from matrix.errors import EngineError
 log = logging.getLogger(__name__)
 
 SCHEMES = ("unix://", "tcp://")
-# Long enough for a multi-gigabyte layer to arrive over a slow registry; a pull that sends
-# nothing for this long counts as a dead engine.
-DEFAULT_TIMEOUT = 600.0
+
+# What talking to an engine can raise when the engine, its socket or the stream it sends breaks,
+# from each layer of the client stack (docker SDK, requests, urllib3, http.client, sockets).
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    DockerException,
+    RequestException,
+    OSError,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    StreamParseError,
+)
+_TIMEOUTS = (TimeoutError, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long to wait for an engine, in seconds.
+
+    `control` bounds each short API call (version, ping, inspect, remove). `stream` bounds the
+    silence between two progress events of a pull: long enough for a slow registry or a large
+    layer being unpacked, after which the engine counts as hung.
+    """
+
+    control: float = 30.0
+    stream: float = 600.0
+
+
+DEFAULT_TIMEOUTS = Timeouts()
 
 
 @dataclass(frozen=True)
@@ -45,23 +74,57 @@ def check_endpoint(endpoint: str) -> str:
     return text
 
 
-def api_client(endpoint: str, timeout: float = DEFAULT_TIMEOUT) -> docker.APIClient:
+class _BoundedClient(docker.APIClient):  # type: ignore[misc]
+    """An API client whose streamed answers (pulls) wait at most `stream_timeout` per read.
+
+    The docker SDK sends streaming calls without a read timeout, so an engine that stops
+    sending in the middle of a pull would block its caller forever.
+    """
+
+    def __init__(self, *args: Any, stream_timeout: float, **kwargs: Any) -> None:
+        self.stream_timeout = stream_timeout
+        super().__init__(*args, **kwargs)
+
+    def _post(self, url: str, **kwargs: Any) -> Any:
+        if kwargs.get("stream") and kwargs.get("timeout", 0) is None:
+            kwargs["timeout"] = self.stream_timeout
+        return super()._post(url, **kwargs)
+
+
+def api_client(endpoint: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> docker.APIClient:
     """A low-level API client with the API version negotiated with the engine.
 
     Raises EngineError when the engine does not answer.
     """
     try:
-        return docker.APIClient(base_url=check_endpoint(endpoint), version="auto", timeout=timeout)
-    except (DockerException, RequestException, OSError) as exc:
+        return _BoundedClient(
+            base_url=check_endpoint(endpoint),
+            version="auto",
+            timeout=timeouts.control,
+            stream_timeout=timeouts.stream,
+        )
+    except TRANSPORT_ERRORS as exc:
         raise EngineError(f"engine at {endpoint} does not answer: {exc}") from exc
+
+
+def timed_out(exc: BaseException) -> bool:
+    """True when `exc`, or an exception it was raised from, is a timeout."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _TIMEOUTS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def connect(endpoint: str, name: str = "", timeout: float = 10.0) -> Engine:
     """The engine at `endpoint`, with the version it reports; EngineError if it does not answer."""
-    client = api_client(endpoint, timeout=timeout)
+    client = api_client(endpoint, Timeouts(control=timeout))
     try:
         version = str(client.version().get("Version", ""))
-    except (DockerException, RequestException, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise EngineError(f"engine at {endpoint} does not answer: {exc}") from exc
     finally:
         client.close()
@@ -79,5 +142,5 @@ def is_alive(endpoint: str, timeout: float = 5.0) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except (DockerException, RequestException, OSError):
+    except TRANSPORT_ERRORS:
         return False

@@ -18,13 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
-from docker.errors import APIError, DockerException
-from requests.exceptions import RequestException
+from docker.errors import APIError
 
 from matrix.analysis import Analysis
 from matrix.capabilities import explain, predict
 from matrix.classify import CLASS_INFO, ErrorClass, classify
-from matrix.engines.model import Engine, api_client, is_alive
+from matrix.engines.model import (
+    DEFAULT_TIMEOUTS,
+    TRANSPORT_ERRORS,
+    Engine,
+    Timeouts,
+    api_client,
+    is_alive,
+    timed_out,
+)
 from matrix.errors import EngineError
 from matrix.observations import Observation, new_run_id
 from matrix.reference import Reference, parse_reference
@@ -33,6 +40,10 @@ log = logging.getLogger(__name__)
 
 # Transient failures (CLASS_INFO marks them) are tried again this many times, after these pauses.
 RETRY_PAUSES = (2.0, 5.0)
+
+# What reading a pull's progress stream can raise besides the engine's own answers: a broken
+# connection, or a progress event that is not JSON (ValueError).
+_STREAM_ERRORS: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, ValueError)
 
 # (registry, repository, tag) -> the format analysis of what the tag points at.
 AnalysisKey = tuple[str, str, str]
@@ -48,10 +59,16 @@ class Attempt:
     digest: str = ""
     size: int | None = None
     duration_s: float = 0.0
+    # The engine let a call run past its timeout: it is taken as hung.
+    timed_out: bool = False
 
 
 class _HarnessFault(Exception):
     """The engine stopped answering during a pull: a fault of the harness, not of the image."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 def pull_one(
@@ -63,11 +80,32 @@ def pull_one(
     analysis: Analysis | None = None,
     pauses: Sequence[float] = RETRY_PAUSES,
     sleep: Callable[[float], None] = time.sleep,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ) -> Observation:
-    """Pull `reference` for `platform` with `engine` and return the observation of it."""
+    """Pull `reference` for `platform` with `engine` and return the observation of it.
+
+    Whatever the engine or its connection does, the answer is an observation: a broken or
+    hung engine gives outcome `error`.
+    """
+    observation, _ = _pull_observed(
+        engine, reference, platform, run_id, analysis, pauses, sleep, timeouts
+    )
+    return observation
+
+
+def _pull_observed(
+    engine: Engine,
+    reference: str,
+    platform: str,
+    run_id: str,
+    analysis: Analysis | None,
+    pauses: Sequence[float],
+    sleep: Callable[[float], None],
+    timeouts: Timeouts,
+) -> tuple[Observation, Attempt]:
     parsed = parse_reference(reference)
     run_id = run_id or new_run_id()
-    attempt = _attempt(engine, parsed, platform)
+    attempt = _attempt(engine, parsed, platform, timeouts)
     for pause in pauses:
         if attempt.outcome != "fail":
             break
@@ -82,7 +120,7 @@ def pull_one(
             pause,
         )
         sleep(pause)
-        attempt = _attempt(engine, parsed, platform)
+        attempt = _attempt(engine, parsed, platform, timeouts)
     observation = _observation(engine, parsed, platform, run_id, attempt)
     if analysis is not None:
         judge(observation, analysis)
@@ -93,7 +131,7 @@ def pull_one(
         engine.label,
         observation.verdict,
     )
-    return observation
+    return observation, attempt
 
 
 def _expected(
@@ -108,17 +146,18 @@ def _expected(
         return False
 
 
-def _attempt(engine: Engine, reference: Reference, platform: str) -> Attempt:
+def _attempt(engine: Engine, reference: Reference, platform: str, timeouts: Timeouts) -> Attempt:
     name = str(reference)
     try:
-        client = api_client(engine.endpoint)
+        client = api_client(engine.endpoint, timeouts)
     except EngineError as exc:
-        return Attempt("error", str(exc))
+        return Attempt("error", str(exc), timed_out=timed_out(exc))
     try:
         _remove(client, name)
-    except (DockerException, RequestException, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         client.close()
-        return Attempt("error", f"engine at {engine.endpoint} cannot remove {name}: {exc}")
+        message = f"engine at {engine.endpoint} cannot remove {name}: {exc}"
+        return Attempt("error", message, timed_out=timed_out(exc))
     started = time.monotonic()
     try:
         return _pull_and_remove(client, reference, platform, started)
@@ -130,14 +169,21 @@ def _attempt(engine: Engine, reference: Reference, platform: str) -> Attempt:
         message = redact_message(_api_message(exc))
         _remove_quietly(client, name)
         return Attempt("fail", message, duration_s=time.monotonic() - started)
-    except (_HarnessFault, DockerException, RequestException, OSError) as exc:
-        return Attempt(
-            "error",
-            f"engine at {engine.endpoint} stopped answering: {exc}",
-            duration_s=time.monotonic() - started,
-        )
+    except _HarnessFault as exc:
+        return _stopped(engine, exc, started, exc.timed_out)
+    except TRANSPORT_ERRORS as exc:
+        return _stopped(engine, exc, started, timed_out(exc))
     finally:
         client.close()
+
+
+def _stopped(engine: Engine, exc: Exception, started: float, hung: bool) -> Attempt:
+    return Attempt(
+        "error",
+        f"engine at {engine.endpoint} stopped answering: {exc}",
+        duration_s=time.monotonic() - started,
+        timed_out=hung,
+    )
 
 
 def _pull_and_remove(
@@ -170,9 +216,10 @@ def _pull(client: docker.APIClient, reference: Reference, platform: str) -> str:
                 raise _PullFailed(_event_message(event))
     except APIError:
         raise
-    except RequestException as exc:
-        # The stream broke off: the engine went away in the middle of the pull.
-        raise _HarnessFault(str(exc)) from exc
+    except _STREAM_ERRORS as exc:
+        # The stream broke off or stopped making sense: the engine went away, or hung, in the
+        # middle of the pull.
+        raise _HarnessFault(str(exc), timed_out=timed_out(exc)) from exc
     return digest
 
 
@@ -244,7 +291,7 @@ def _remove(client: docker.APIClient, name: str) -> None:
 def _remove_quietly(client: docker.APIClient, name: str) -> None:
     try:
         _remove(client, name)
-    except (DockerException, RequestException, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         log.debug("could not remove %s after a failed pull: %s", name, exc)
 
 
@@ -304,15 +351,31 @@ def pull_many(
     run_id: str = "",
     pauses: Sequence[float] = RETRY_PAUSES,
     on_observation: Callable[[Observation], None] | None = None,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ) -> list[Observation]:
     """Pull every reference for every platform with every engine.
 
     Engines work in parallel, one thread each; within one engine the pulls run one at a time.
-    An engine that stops answering gets outcome `error` for the rest of its pulls while the
-    others go on. Observations come back ordered by engine, then reference, then platform.
+    An engine that stops answering (it dies, hangs past `timeouts`, or breaks off a pull) gets
+    outcome `error` for that pull and, unless it still answers a ping after a failure that was
+    not a timeout, for the rest of its pulls while the others go on. Observations come back
+    ordered by engine, then reference, then platform.
     """
     run_id = run_id or new_run_id()
     analyses = analyses or {}
+
+    def one(engine: Engine, reference: str, platform: str) -> tuple[Observation, Attempt]:
+        analysis = analyses.get(analysis_key(reference))
+        try:
+            return _pull_observed(
+                engine, reference, platform, run_id, analysis, pauses, time.sleep, timeouts
+            )
+        except Exception as exc:
+            # A fault of the harness itself must cost this one observation, not the whole run.
+            log.exception("pull of %s with %s failed in the harness", reference, engine.label)
+            attempt = Attempt("error", f"harness failure while pulling: {exc!r}")
+            parsed = parse_reference(reference)
+            return _observation(engine, parsed, platform, run_id, attempt), attempt
 
     def work(engine: Engine) -> list[Observation]:
         observations = []
@@ -322,15 +385,8 @@ def pull_many(
                 if dead:
                     observation = _unreachable(engine, reference, platform, run_id, dead)
                 else:
-                    observation = pull_one(
-                        engine,
-                        reference,
-                        platform,
-                        run_id=run_id,
-                        analysis=analyses.get(analysis_key(reference)),
-                        pauses=pauses,
-                    )
-                    if observation.outcome == "error" and not is_alive(engine.endpoint):
+                    observation, attempt = one(engine, reference, platform)
+                    if _gone(engine, attempt, timeouts):
                         dead = observation.message
                         log.warning(
                             "%s is gone; its remaining pulls are recorded as errors", engine.label
@@ -345,6 +401,13 @@ def pull_many(
     with ThreadPoolExecutor(max_workers=len(engines), thread_name_prefix="pull") as pool:
         results = list(pool.map(work, engines))
     return [observation for per_engine in results for observation in per_engine]
+
+
+def _gone(engine: Engine, attempt: Attempt, timeouts: Timeouts) -> bool:
+    """True when the engine of a failed pull is to be given up for the rest of the run."""
+    if attempt.outcome != "error":
+        return False
+    return attempt.timed_out or not is_alive(engine.endpoint, min(5.0, timeouts.control))
 
 
 def analysis_key(reference: str) -> AnalysisKey:

@@ -11,10 +11,13 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import httpx
 import pytest
 
 from matrix.analysis import Analysis, analyse
@@ -22,11 +25,15 @@ from matrix.engines.model import Engine, connect, is_alive
 from matrix.engines.provision import host_engines, provision
 from matrix.engines.pull import analysis_key, pull_many, pull_one
 from matrix.lab import engines as lab
+from matrix.lab.registries import RunningRole
 from matrix.lab.registry import Registry
+from matrix.lab.state import Part
 from matrix.observations import Observation
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient
+from tests.conftest import TOKEN_USERS
 from tests.engines.conftest import SHAPES_REPOSITORY, engine_of
+from tests.lab.helpers import login, push_unique_image
 
 pytestmark = pytest.mark.engines
 
@@ -300,6 +307,72 @@ def test_an_engine_that_dies_between_pulls_gets_errors_for_the_rest(
     survivor_outcomes = [o.outcome for o in observations if o.client_version == survivor.version]
     assert doomed_outcomes == ["ok", "error", "error"]
     assert survivor_outcomes == ["ok", "ok", "ok"]
+
+
+SLOW_REPOSITORY = "engines/slow-blobs"
+ALICE = ("alice", TOKEN_USERS["alice"])
+BLOB_LATENCY = 10.0
+
+
+def _kill_when_blobs_are_held(role: RunningRole, part: Part, killed: threading.Event) -> None:
+    """SIGKILL the engine's dockerd once the proxy holds back a blob answer of the slow tag.
+
+    Both engines ask for the slow tag's blobs at about the same time; one second after the
+    first delayed answer, the doomed engine is waiting on its own (ten seconds long).
+    """
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        faults = role.proxy.state.snapshot()["faults"]
+        if faults and faults[0]["applied"] >= 1:
+            time.sleep(1.0)
+            os.kill(part.pids[-1], signal.SIGKILL)
+            killed.set()
+            return
+        time.sleep(0.05)
+
+
+def test_an_engine_killed_in_the_middle_of_a_pull_gets_an_error_and_the_run_goes_on(
+    lab_engines: list[Engine],
+    registry: Registry,
+    shapes: dict[str, str],
+    hub_registry: RunningRole,
+) -> None:
+    hub_registry.reset()
+    with httpx.Client() as client:
+        login(client, hub_registry.url, SLOW_REPOSITORY, "pull,push", auth=ALICE)
+        digest = push_unique_image(client, hub_registry.url, SLOW_REPOSITORY, "slow")
+    references = [f"{hub_registry.host}/{SLOW_REPOSITORY}:slow", _reference(registry, "v2s2")]
+    directory = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))
+    killed = threading.Event()
+    try:
+        [part] = lab.up(directory, [], versions=["28.5.2"])
+        doomed = Engine(part.endpoint, part.version, name="doomed", client="doomed")
+        survivor = engine_of(lab_engines, "26.1.5")
+        fault = {"path": f"/{SLOW_REPOSITORY}/blobs/", "method": "GET", "latency": BLOB_LATENCY}
+        httpx.post(f"{hub_registry.url}/_lab/faults", json=fault).raise_for_status()
+        killer = threading.Thread(
+            target=_kill_when_blobs_are_held, args=(hub_registry, part, killed), daemon=True
+        )
+        killer.start()
+
+        observations = pull_many([doomed, survivor], references, [AMD64])
+        killer.join()
+    finally:
+        hub_registry.reset()
+        lab.down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    assert killed.is_set()
+    dying, after = [o for o in observations if o.client == "doomed"]
+    assert dying.outcome == "error"
+    assert dying.error_class == ""
+    assert dying.message.startswith(f"engine at {doomed.endpoint} stopped answering")
+    # It was in the middle of the pull, waiting for a held-back blob, when it died.
+    assert dying.duration_s >= 1.0
+    assert after.outcome == "error"
+    assert after.message.startswith("not pulled: ")
+    kept = [o for o in observations if o.client_version == survivor.version]
+    assert [(o.outcome, o.digest) for o in kept] == [("ok", digest), ("ok", shapes["v2s2"])]
 
 
 def test_a_pull_starts_without_the_image_and_removes_it_with_every_tag(
