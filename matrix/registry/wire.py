@@ -2,7 +2,9 @@
 
 httpx's time-out applies to each read, so a server that sends one byte just before every time-out
 could hold a body open for hours; `read_body` also stops at an overall deadline. The deadline is
-checked between chunks, so a body can run over it by at most one read time-out. Python's JSON
+checked between chunks, so a body can run over it by at most one read time-out. The deadline
+starts once the status line and headers are in: headers sent slowly are bounded only by the
+per-read time-out and the HTTP library's header size limit. Python's JSON
 parser recurses once per nesting level; a document nested thousands of levels deep would end in
 RecursionError, so `load_json` refuses anything nested deeper than any real manifest is.
 """
