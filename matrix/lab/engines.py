@@ -69,6 +69,13 @@ class EngineLayout:
 
     @property
     def pidfile(self) -> Path:
+        """Where dockerd writes its own pid. In its own PID namespace that pid is 1, which on
+        the host names init, so the file is named for the namespace; see `host_pidfile`."""
+        return self.base / "dockerd.ns-pid"
+
+    @property
+    def host_pidfile(self) -> Path:
+        """dockerd's pid as the host sees it, written by the lab once the engine answers."""
         return self.base / "dockerd.pid"
 
     @property
@@ -207,12 +214,14 @@ def _start(lab_dir: Path, root: EngineRoot, insecure_registries: Sequence[str]) 
     except LabError:
         _stop_engine(place, [process.pid])
         raise
+    pids = [process.pid, *_children(process.pid)]
+    _write_host_pid(place, pids)
     return Part(
         kind=KIND,
         role=root.version,
         endpoint=place.endpoint,
         version=version,
-        pids=[process.pid, *_children(process.pid)],
+        pids=pids,
         healthy=True,
         extra={
             "suite": root.suite,
@@ -221,6 +230,12 @@ def _start(lab_dir: Path, root: EngineRoot, insecure_registries: Sequence[str]) 
             "log": str(place.log),
         },
     )
+
+
+def _write_host_pid(place: EngineLayout, pids: Sequence[int]) -> None:
+    daemons = [pid for pid in pids if _command_name(pid) == "dockerd"]
+    if daemons:
+        place.host_pidfile.write_text(f"{daemons[0]}\n", encoding="utf-8")
 
 
 def _wait_healthy(place: EngineLayout, process: subprocess.Popen[bytes]) -> str:
@@ -316,7 +331,7 @@ def _stop_engine(place: EngineLayout, pids: Iterable[int]) -> None:
     _unmount_below(place.base)
     for directory in (place.exec_root, place.data_root):
         shutil.rmtree(directory, ignore_errors=True)
-    for path in (place.socket, place.pidfile):
+    for path in (place.socket, place.pidfile, place.host_pidfile):
         path.unlink(missing_ok=True)
 
 

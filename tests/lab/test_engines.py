@@ -174,6 +174,10 @@ def test_up_keeps_a_running_engine_and_status_sees_one_that_died(lab_dir: Path) 
     assert again.pids == first.pids
 
     dockerd = first.pids[-1]
+    # dockerd.pid names the daemon as the host sees it (never 1, its pid in its namespace).
+    pidfile = Path(first.extra["base"]) / "dockerd.pid"
+    assert int(pidfile.read_text()) == dockerd
+    assert engines._command_name(dockerd) == "dockerd"
     os.kill(dockerd, signal.SIGKILL)
     engines._wait_gone([dockerd], 10)
 
@@ -184,6 +188,7 @@ def test_up_keeps_a_running_engine_and_status_sees_one_that_died(lab_dir: Path) 
     assert restarted.healthy
     assert restarted.pids != first.pids
     assert engines.engine_version(restarted.endpoint) == restarted.version
+    assert int(pidfile.read_text()) == restarted.pids[-1]
 
 
 def test_a_cached_engine_is_used_without_asking_debian(tmp_path: Path) -> None:
