@@ -99,7 +99,7 @@ def command(
     observations = _pull(engines, targets, platforms, analyses, run_id, quiet)
     written = write_observations(observations, out)
     if not quiet:
-        Console().print(summary_table(observations))
+        _stdout_console().print(summary_table(engines, observations))
     click.echo(f"wrote {len(observations)} observations to {written}", err=True)
     if any(observation.outcome == "error" for observation in observations):
         sys.exit(1)
@@ -183,20 +183,36 @@ def _pull(
         )
 
 
-def summary_table(observations: list[Observation]) -> Table:
-    """One row per (tag, platform), one column per engine version, the verdict in each cell."""
-    versions = list(dict.fromkeys(o.client_version for o in observations))
+def _stdout_console() -> Console:
+    """The console for the summary; written to a file or pipe, lines are not cut at 80 columns."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    return console
+
+
+def column_label(engine: Engine) -> str:
+    """An engine's column heading: its version, or its endpoint when it never answered."""
+    return engine.version or f"unreachable {engine.endpoint}"
+
+
+def summary_table(engines: list[Engine], observations: list[Observation]) -> Table:
+    """One row per (tag, platform), one column per engine, the verdict in each cell.
+
+    `observations` come as `pull_many` returns them: each engine's pulls together, in the
+    order of `engines`.
+    """
+    per_engine = len(observations) // len(engines) if engines else 0
     table = Table(title="pulls")
-    for name in ("reference", "platform", *versions):
+    for name in ("reference", "platform", *map(column_label, engines)):
         table.add_column(name, overflow="fold")
-    rows: dict[tuple[str, str], dict[str, Observation]] = {}
-    for observation in observations:
+    rows: dict[tuple[str, str], list[Observation | None]] = {}
+    for index, observation in enumerate(observations):
         reference = f"{observation.registry}/{observation.repository}:{observation.tag}"
-        rows.setdefault((reference, observation.platform), {})[observation.client_version] = (
-            observation
-        )
+        cells = rows.setdefault((reference, observation.platform), [None] * len(engines))
+        cells[index // per_engine] = observation
     for (reference, platform), cells in sorted(rows.items()):
-        table.add_row(reference, platform, *(_cell(cells.get(version)) for version in versions))
+        table.add_row(reference, platform, *map(_cell, cells))
     return table
 
 
