@@ -677,15 +677,20 @@ def _worst(statuses: list[str]) -> str:
     return "unknown"
 
 
-def write_tag_pages(data: SiteData, out: Path) -> int:
-    """One standalone HTML page per tag of each image; returns how many were written."""
+def write_tag_pages(data: SiteData, out: Path, stylesheets: tuple[str, ...] = ()) -> int:
+    """One standalone HTML page per tag of each image; returns how many were written.
+
+    `stylesheets` are the theme's stylesheets (paths from the site root), so that the tag pages
+    read like the rest of the site.
+    """
     template = r.environment().get_template("tag.html")
     written = 0
     for image in data.images:
         directory = out / "tags" / image.slug
         directory.mkdir(parents=True, exist_ok=True)
         for tag in image.tags:
-            text = template.render(root="../../", **_tag_context(data, image, tag))
+            context = _tag_context(data, image, tag)
+            text = template.render(root="../../", stylesheets=stylesheets, **context)
             (directory / f"{slug(tag)}.html").write_text(text, encoding="utf-8")
             written += 1
     return written
@@ -827,17 +832,23 @@ def tag_history(changes: list[dict[str, Any]], engine_count: int) -> list[dict[s
     return rows
 
 
-def write_standalone(data: SiteData, out: Path, site_url: str = "") -> None:
+def write_standalone(
+    data: SiteData, out: Path, site_url: str = "", stylesheets: tuple[str, ...] = ()
+) -> None:
     """Tag pages, data downloads, badges and the feed, into the built site at `out`."""
-    start_standalone(data, out, site_url, parallel=False)()
+    start_standalone(data, out, site_url, parallel=False, stylesheets=stylesheets)()
 
 
-def _write_tag_pages(data: SiteData, out: Path, site_url: str) -> None:
-    count = write_tag_pages(data, out)
+def _write_tag_pages(
+    data: SiteData, out: Path, site_url: str, stylesheets: tuple[str, ...]
+) -> None:
+    count = write_tag_pages(data, out, stylesheets)
     log.info("wrote %d tag pages to %s", count, out)
 
 
-def _write_downloads(data: SiteData, out: Path, site_url: str) -> None:
+def _write_downloads(
+    data: SiteData, out: Path, site_url: str, stylesheets: tuple[str, ...]
+) -> None:
     write_data(data, out)
     write_badges(data, out)
     write_feed(data, out, site_url)
@@ -845,7 +856,11 @@ def _write_downloads(data: SiteData, out: Path, site_url: str) -> None:
 
 
 def start_standalone(
-    data: SiteData, out: Path, site_url: str = "", parallel: bool = True
+    data: SiteData,
+    out: Path,
+    site_url: str = "",
+    parallel: bool = True,
+    stylesheets: tuple[str, ...] = (),
 ) -> Callable[[], None]:
     """Start writing the standalone files and return a function that waits for them.
 
@@ -859,10 +874,12 @@ def start_standalone(
     _ = data.lookup  # build the lookups once here, not once per child
     if not parallel or "fork" not in multiprocessing.get_all_start_methods():
         for job in jobs:
-            job(data, out, site_url)
+            job(data, out, site_url, stylesheets)
         return lambda: None
     context = multiprocessing.get_context("fork")
-    children = [context.Process(target=job, args=(data, out, site_url)) for job in jobs]
+    children = [
+        context.Process(target=job, args=(data, out, site_url, stylesheets)) for job in jobs
+    ]
     for child in children:
         child.start()
 

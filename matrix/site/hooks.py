@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,10 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     # The site directory has been emptied by now: start writing the standalone files, which
     # goes on in child processes while MkDocs renders the pages.
     _state["wait"] = generator.start_standalone(
-        _state["data"], Path(config.site_dir), config.site_url or ""
+        _state["data"],
+        Path(config.site_dir),
+        config.site_url or "",
+        stylesheets=theme_stylesheets(files),
     )
     for page in _state["pages"].values():
         files.append(File.generated(config, page.src_uri, content=page.markdown))
@@ -108,6 +112,18 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         content = (static / name).read_text(encoding="utf-8")
         files.append(File.generated(config, f"assets/{name}", content=content))
     return files
+
+
+# The theme's own stylesheets (Material names them with a content hash).
+_THEME_CSS = re.compile(r"assets/stylesheets/(main|palette)\.[0-9a-f]+\.min\.css")
+
+
+def theme_stylesheets(files: Files) -> tuple[str, ...]:
+    """The theme's stylesheets among the build's files, main first, for the standalone pages."""
+    found = [f.src_uri for f in files if _THEME_CSS.fullmatch(f.src_uri)]
+    return tuple(
+        sorted(found, key=lambda uri: (not uri.startswith("assets/stylesheets/main"), uri))
+    )
 
 
 def relative_root(url: str) -> str:

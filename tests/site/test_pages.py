@@ -45,10 +45,14 @@ def test_tag_page_gives_each_pull_command_once(lab_site: Path) -> None:
 
 def test_tag_page_links_back_and_uses_the_site_stylesheet(lab_site: Path) -> None:
     page = _read(lab_site, "tags/kivy-buildozer/latest.html")
-    assert '<link rel="stylesheet" href="../../assets/pull-matrix.css">' in page
+    sheets = re.findall(r'<link rel="stylesheet" href="\.\./\.\./([^"]+)">', page)
+    assert sheets[-1] == "assets/pull-matrix.css"
+    assert any(re.fullmatch(r"assets/stylesheets/main\.[0-9a-f]+\.min\.css", s) for s in sheets)
+    for sheet in sheets:
+        assert (lab_site / sheet).is_file(), sheet
+    assert '<main class="md-typeset">' in page
     for target in ("../../", "../../matrix/", "../../matrix/kivy-buildozer/", "../../finder/"):
         assert f'href="{target}"' in page, target
-    assert (lab_site / "assets" / "pull-matrix.css").is_file()
 
 
 def test_matrix_explains_the_empty_cell_and_gives_it_a_title(lab_site: Path) -> None:
