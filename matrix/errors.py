@@ -40,18 +40,28 @@ def redact_url(url: str) -> str:
 _URL_IN_TEXT = re.compile(
     r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/\s\"'@<>]*@)?([^\s\"'<>?#]*)(\?[^\s\"'<>#]*)?"
 )
+_PAGING_KEYS = {"n", "last"}
 _CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]+")
+
+
+def _redact_query(query: str | None) -> str:
+    """A query string kept only when it is a tag list's paging (`?n=100&last=x`)."""
+    if not query:
+        return ""
+    keys = {pair.split("=", 1)[0] for pair in query[1:].split("&")}
+    return query if keys <= _PAGING_KEYS else "?REDACTED"
 
 
 def redact_message(text: str, secrets: Sequence[str] = ()) -> str:
     """`text` (from a registry or an engine) without user info, query strings and credentials.
 
-    URLs lose their user info and query string (signed storage URLs carry a credential there),
+    URLs lose their user info and query string (signed storage URLs carry a credential there;
+    only a tag list's paging, `n` and `last`, is kept),
     `Bearer …`/`Basic …` values and `token=…`-like pairs are masked, and so is each of `secrets`.
     """
     for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, "REDACTED")
-    text = _URL_IN_TEXT.sub(lambda m: m[1] + m[2] + ("?REDACTED" if m[3] else ""), text)
+    text = _URL_IN_TEXT.sub(lambda m: m[1] + m[2] + _redact_query(m[3]), text)
     text = _CREDENTIAL.sub(lambda m: f"{m[1]} REDACTED", text)
     return _SECRET_QUERY.sub(r"\1REDACTED", text)
 

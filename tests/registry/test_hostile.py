@@ -20,6 +20,7 @@ from matrix.errors import (
     ProtocolError,
     ReferenceError_,
     TransportError,
+    redact_message,
 )
 from matrix.probe import Prober, probe_repository
 from matrix.reference import parse_reference, parse_repository
@@ -383,3 +384,16 @@ def test_oversized_first_tag_page_says_what_happened(monkeypatch: pytest.MonkeyP
     observation = prober.run.observations[0]
     assert observation.outcome == "fail"
     assert "tag list page larger than" in observation.message
+
+
+def test_redacted_messages_keep_tag_list_paging_but_no_signed_query() -> None:
+    text = (
+        "at http://h/v2/x/tags/list?n=100&last=abc, "
+        "see https://u:pw@s3.example/b?n=1&X-Amz-Signature=SIG, Basic dXNlcjpwYXNzd29yZA=="
+    )
+
+    redacted = redact_message(text, ["abc-not-here"])
+
+    assert "tags/list?n=100&last=abc" in redacted
+    assert "https://s3.example/b?REDACTED" in redacted
+    assert not any(s in redacted for s in ("pw", "SIG", "dXNlcjpwYXNzd29yZA"))
