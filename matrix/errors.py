@@ -41,7 +41,7 @@ _URL_IN_TEXT = re.compile(
     r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/\s\"'@<>]*@)?([^\s\"'<>?#]*)(\?[^\s\"'<>#]*)?"
 )
 _PAGING_KEYS = {"n", "last"}
-_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]+")
+_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)\s+([a-z0-9._~+/=-]+)")
 
 
 def _redact_query(query: str | None) -> str:
@@ -50,6 +50,15 @@ def _redact_query(query: str | None) -> str:
         return ""
     keys = {pair.split("=", 1)[0] for pair in query[1:].split("&")}
     return query if keys <= _PAGING_KEYS else "?REDACTED"
+
+
+def _redact_credential(match: re.Match[str]) -> str:
+    # Prose such as "basic authentication required" stays; anything token-like goes.
+    value = match[2]
+    looks_secret = len(value) >= 8 and (
+        any(c.isdigit() or c in "=+/._~-" for c in value) or value[1:] != value[1:].lower()
+    )
+    return f"{match[1]} REDACTED" if looks_secret else match[0]
 
 
 def redact_message(text: str, secrets: Sequence[str] = ()) -> str:
@@ -62,7 +71,7 @@ def redact_message(text: str, secrets: Sequence[str] = ()) -> str:
     for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, "REDACTED")
     text = _URL_IN_TEXT.sub(lambda m: m[1] + m[2] + _redact_query(m[3]), text)
-    text = _CREDENTIAL.sub(lambda m: f"{m[1]} REDACTED", text)
+    text = _CREDENTIAL.sub(_redact_credential, text)
     return _SECRET_QUERY.sub(r"\1REDACTED", text)
 
 

@@ -397,3 +397,10 @@ def test_redacted_messages_keep_tag_list_paging_but_no_signed_query() -> None:
     assert "tags/list?n=100&last=abc" in redacted
     assert "https://s3.example/b?REDACTED" in redacted
     assert not any(s in redacted for s in ("pw", "SIG", "dXNlcjpwYXNzd29yZA"))
+
+
+def test_redaction_leaves_prose_about_authentication_alone() -> None:
+    text = "basic authentication required; Bearer token expired"
+
+    assert redact_message(text) == text
+    assert redact_message("Bearer abcDEF12") == "Bearer REDACTED"
