@@ -181,3 +181,19 @@ def test_summary_is_compact_json_with_the_main_facts() -> None:
     assert data["kind"] == "not-an-image"
     assert data["platforms"] == []
     assert {child["role"] for child in data["children"]} == {"blob"}
+
+
+def test_deeply_nested_config_is_a_problem_not_a_crash() -> None:
+    deep = b"[" * 50_000 + b"]" * 50_000
+
+    result = analyse(b.image_manifest(), None, lambda digest, size: deep)
+
+    assert result.kind == "image" and result.platform == ""
+    assert any("nests deeper" in problem for problem in result.problems)
+
+
+def test_deeply_nested_manifest_is_a_protocol_error() -> None:
+    deep = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+
+    with pytest.raises(ProtocolError, match="nests deeper"):
+        analyse(Manifest(sha256_digest(deep), mt.OCI_MANIFEST, deep))
