@@ -6,10 +6,11 @@ rendered HTML body in place of a generated page's placeholder. The standalone fi
 data, badges, feed) are written by child processes started in `on_files`, once MkDocs has
 emptied the site directory; `on_post_build` waits for them.
 
-The data directory is `$PULL_MATRIX_DATA`, else `extra.pull_matrix.data` in mkdocs.yml (relative
-to that file), else `./data`. Without observations every page says "not published (yet?)";
-but a data directory named in $PULL_MATRIX_DATA that does not exist fails the build (a typo
-there would publish an empty matrix) unless $PULL_MATRIX_ALLOW_EMPTY is `1`.
+The data directory is `$PULL_MATRIX_DATA` (relative to the working directory), else
+`extra.pull_matrix.data` in mkdocs.yml (relative to that file), else `data` beside it. Without
+observations every page says "not published (yet?)"; but a data directory named in
+$PULL_MATRIX_DATA that does not exist fails the build (a typo there would publish an empty
+matrix) unless $PULL_MATRIX_ALLOW_EMPTY is `1`.
 
 The site directory must be empty, missing or an earlier build: every build leaves the marker
 file `matrix.site.build.MARKER` in it (see `matrix.site.build.check_output`).
@@ -42,14 +43,15 @@ _state: dict[str, Any] = {}
 
 
 def data_dir(config: MkDocsConfig) -> Path:
-    """Where the observation shards are, from the environment or mkdocs.yml."""
+    """Where the observation shards are: $PULL_MATRIX_DATA (relative to the working directory,
+    like any path given on a command line), else mkdocs.yml (relative to that file)."""
     configured = os.environ.get(DATA_ENV)
-    if not configured:
-        extra = config.extra.get("pull_matrix") or {}
-        if not isinstance(extra, dict):
-            raise PluginError("extra.pull_matrix in mkdocs.yml must be a mapping")
-        configured = str(extra.get("data") or "data")
-    path = Path(configured)
+    if configured:
+        return Path(configured).resolve()
+    extra = config.extra.get("pull_matrix") or {}
+    if not isinstance(extra, dict):
+        raise PluginError("extra.pull_matrix in mkdocs.yml must be a mapping")
+    path = Path(str(extra.get("data") or "data"))
     if not path.is_absolute():
         path = Path(config.config_file_path or ".").resolve().parent / path
     return path

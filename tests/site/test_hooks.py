@@ -38,6 +38,9 @@ def test_the_data_dir_comes_from_the_environment_then_mkdocs_yml_then_default(
     assert hooks.data_dir(config) == tmp_path / "shards"
     monkeypatch.setenv(hooks.DATA_ENV, str(tmp_path / "elsewhere"))
     assert hooks.data_dir(config) == tmp_path / "elsewhere"
+    monkeypatch.chdir(tmp_path / "docs")
+    monkeypatch.setenv(hooks.DATA_ENV, "relative")
+    assert hooks.data_dir(config) == tmp_path / "docs" / "relative"
 
 
 def test_default_data_dir_is_data_beside_mkdocs_yml(

@@ -7,6 +7,7 @@ anything but an earlier build, and a mistyped `--data` must not publish an empty
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,31 @@ def test_mkdocs_build_with_a_missing_data_directory_in_the_environment_fails(
     )
     assert result.returncode != 0
     assert "there is no data directory" in result.stderr
+
+
+def test_mkdocs_build_strict_takes_a_relative_data_dir_from_the_working_directory(
+    lab_dir: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(lab_dir, tmp_path / "lab-data")
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    command = [
+        str(mkdocs),
+        "build",
+        "--strict",
+        "-f",
+        str(ROOT / "mkdocs.yml"),
+        "-d",
+        str(tmp_path / "site"),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env=dict(os.environ, PULL_MATRIX_DATA="lab-data"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "127.0.0.1:5101" in index and NOT_PUBLISHED not in index
+    assert (tmp_path / "site" / MARKER).is_file()
