@@ -8,7 +8,7 @@ import time
 import pytest
 
 from matrix.engines.model import Engine, Timeouts
-from matrix.engines.pull import pull_many, pull_one
+from matrix.engines.pull import analysis_key, pull_many, pull_one
 from tests.engines.fake_engine import BREAK_OFF, GARBLE, STALL, faulty_engine, silent_engine
 
 REFERENCES = ["127.0.0.1:1/demo/app:1.0", "127.0.0.1:1/demo/app:2.0"]
@@ -76,3 +76,23 @@ def test_the_other_engines_pulls_are_kept_when_one_hangs() -> None:
     assert [o.client_version for o in observations] == ["", "", "99.0.0-fake", "99.0.0-fake"]
     assert [o.outcome for o in observations] == ["error"] * 4
     assert "stopped answering" in observations[3].message
+
+
+class _BrokenAnalysis:
+    """An analysis object that fails when read, standing in for a fault of the harness."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"cannot read {name}")
+
+
+def test_a_fault_of_the_harness_costs_that_observation_only() -> None:
+    with faulty_engine(GARBLE) as endpoint:
+        engine = Engine(endpoint, "99.0.0-fake", name="faulty")
+        key = analysis_key(REFERENCES[0])
+        analyses: dict = {key: _BrokenAnalysis()}
+        observations = pull_many([engine], REFERENCES, [AMD64], analyses=analyses, timeouts=QUICK)
+
+    assert [o.outcome for o in observations] == ["error", "error"]
+    assert "harness failure" in observations[0].message
+    assert "cannot read" in observations[0].message
+    assert "stopped answering" in observations[1].message
