@@ -67,6 +67,8 @@ MAX_ERROR_BYTES = 64 * 1024
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # Seconds a request may take in all, body included (a slow-drip server could take hours).
 DEFAULT_DEADLINE = 120.0
+# Bytes per second below which a blob download counts as stalled (the deadline grows with size).
+MIN_BLOB_RATE = 256 * 1024
 
 _RETRIED_ERRORS = (
     httpx.ConnectError,
@@ -554,6 +556,11 @@ class RegistryClient:
             raise self._blob_error(response, repository, digest)
         hasher, count = hasher_for(digest, url), 0
         deadline = response.extensions.get(DEADLINE)
+        if deadline is not None:
+            # A layer may be gigabytes: it gets the deadline plus time at the slowest rate allowed.
+            length = response.headers.get("content-length", "")
+            expected = size or (int(length) if length.isdigit() else 0)
+            deadline += expected / MIN_BLOB_RATE
         try:
             for chunk in response.iter_bytes():
                 hasher.update(chunk)

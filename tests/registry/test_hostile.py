@@ -404,3 +404,20 @@ def test_redaction_leaves_prose_about_authentication_alone() -> None:
 
     assert redact_message(text) == text
     assert redact_message("Bearer abcDEF12") == "Bearer REDACTED"
+
+
+def test_blob_download_gets_time_by_its_size_but_not_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client_module, "MIN_BLOB_RATE", 20)
+    content = b" " * 10
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    client, _ = make_client(lambda r: httpx.Response(200, stream=Drip(0.05, 10)))
+    client.deadline = 0.2
+
+    assert client.verify_blob(REPO, digest, 10) == 10
+
+    endless, _ = make_client(lambda r: httpx.Response(200, stream=Drip(0.05, 400)))
+    endless.deadline = 0.2
+    with pytest.raises(TransportError, match="deadline"):
+        endless.verify_blob(REPO, digest, 10)
