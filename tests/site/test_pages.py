@@ -132,3 +132,9 @@ def test_the_probe_flag_changes_only_the_message_prefix() -> None:
     values |= dict(digest="", observed_at="")
     assert Cell(**values).title == "x — engine said: m"
     assert Cell(**values, probe=True).title == "x — registry check: m"
+
+
+def test_counts_on_the_pages_agree_in_number(lab_site: Path) -> None:
+    index = _text(_read(lab_site, "index.html"))
+    assert "of 1 run," in index and "1 runs" not in index
+    assert "2 tags on 2 registries, 2 engine versions" in index
