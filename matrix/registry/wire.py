@@ -25,8 +25,8 @@ MAX_JSON_DEPTH = 64
 # Where a streamed response carries the monotonic time by which its body must have arrived.
 DEADLINE = "matrix.deadline"
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
+# A string (to skip; an unterminated one runs to the end) or a bracket. One pass, no backtracking.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
 def set_deadline(response: httpx.Response, seconds: float | None) -> httpx.Response:
@@ -66,11 +66,12 @@ def read_body(response: httpx.Response, limit: int, strict: bool = True) -> byte
 def json_depth(data: bytes) -> int:
     """How deeply the arrays and objects of a JSON text nest (strings are skipped)."""
     depth = deepest = 0
-    for match in _BRACKET.finditer(_STRING.sub(b'""', data)):
-        if match.group() in (b"[", b"{"):
+    for match in _TOKEN.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
             depth += 1
             deepest = max(deepest, depth)
-        else:
+        elif token in (b"]", b"}"):
             depth -= 1
     return deepest
 

@@ -421,3 +421,12 @@ def test_blob_download_gets_time_by_its_size_but_not_forever(
     endless.deadline = 0.2
     with pytest.raises(TransportError, match="deadline"):
         endless.verify_blob(REPO, digest, 10)
+
+
+def test_depth_check_is_fast_on_an_unterminated_string_of_escapes() -> None:
+    started = time.monotonic()
+
+    with pytest.raises(ProtocolError):
+        load_json(b'"' + b'\\"' * 200_000, "manifest")
+
+    assert time.monotonic() - started < 2
