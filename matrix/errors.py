@@ -38,7 +38,7 @@ def redact_url(url: str) -> str:
 
 
 _URL_IN_TEXT = re.compile(
-    r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/\s\"'@<>]*@)?([^\s\"'<>?#]*)(\?[^\s\"'<>#]*)?"
+    r"(?i)\b([a-z][a-z0-9+.-]{0,30}://)(?:[^/\s\"'@<>]*@)?([^\s\"'<>?#]*)(\?[^\s\"'<>#]*)?"
 )
 _PAGING_KEYS = {"n", "last"}
 _CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)\s+([a-z0-9._~+/=-]+)")

@@ -430,3 +430,11 @@ def test_depth_check_is_fast_on_an_unterminated_string_of_escapes() -> None:
         load_json(b'"' + b'\\"' * 200_000, "manifest")
 
     assert time.monotonic() - started < 2
+
+
+def test_redaction_is_fast_on_long_dotted_text() -> None:
+    started = time.monotonic()
+
+    redact_message("a." * 20_000 + " https://u:p@h/x?sig=1")
+
+    assert time.monotonic() - started < 1
