@@ -168,3 +168,22 @@ def test_mkdocs_build_strict_takes_a_relative_data_dir_from_the_working_director
     index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert "127.0.0.1:5101" in index and NOT_PUBLISHED not in index
     assert (tmp_path / "site" / MARKER).is_file()
+
+
+def test_check_output_accepts_new_empty_marked_and_older_builds_only(tmp_path: Path) -> None:
+    check_output(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    check_output(tmp_path / "empty")
+    older = tmp_path / "older"
+    (older / "assets").mkdir(parents=True)
+    (older / "assets" / "pull-matrix.css").write_text("")
+    (older / "index.html").write_text("")
+    check_output(older)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty"):
+        check_output(foreign)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="not a directory"):
+        check_output(tmp_path / "file")
