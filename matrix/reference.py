@@ -78,7 +78,7 @@ def parse_repository(text: str) -> Repository:
 
 def _shown(text: str) -> str:
     """`text` for an error message: user info (`user:password@`) masked, and not too long."""
-    return repr(_USERINFO.sub(r"\1REDACTED@", text)[:200])
+    return repr(_USERINFO.sub(r"\1REDACTED@", text[:200]))
 
 
 def parse_reference(text: str) -> Reference:
