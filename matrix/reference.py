@@ -21,8 +21,6 @@ _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registr
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DIGEST_PATTERN = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
-# `user:password@` in front of a host, or in a URL, as people paste it by mistake.
-_USERINFO = re.compile(r"(^|//)[^/@\s]*:[^/@\s]*@")
 
 
 @dataclass(frozen=True, order=True)
@@ -77,8 +75,14 @@ def parse_repository(text: str) -> Repository:
 
 
 def _shown(text: str) -> str:
-    """`text` for an error message: user info (`user:password@`) masked, and not too long."""
-    return repr(_USERINFO.sub(r"\1REDACTED@", text[:200]))
+    """`text` for an error message, not too long, with `user:password@` (as people paste it by
+    mistake in front of a host or in a URL) masked."""
+    head, at, rest = text.partition("@")
+    scheme_end = head.find("//") + 2 if "//" in head else 0
+    userinfo = head[scheme_end:]
+    if at and ":" in userinfo and "/" not in userinfo:
+        text = head[:scheme_end] + "REDACTED@" + rest
+    return repr(text[:200])
 
 
 def parse_reference(text: str) -> Reference:

@@ -319,11 +319,12 @@ def test_invalid_tag_is_refused_before_any_request(reference: str) -> None:
     assert recorder.requests == []
 
 
-def test_bad_reference_error_does_not_echo_a_password() -> None:
+@pytest.mark.parametrize("password", ["pw-SECRET", "LONG" * 80])
+def test_bad_reference_error_does_not_echo_a_password(password: str) -> None:
     with pytest.raises(ReferenceError_) as caught:
-        parse_reference("user:pw-SECRET@127.0.0.1:5999/good/app")
+        parse_reference(f"user:{password}@127.0.0.1:5999/good/app")
 
-    assert "pw-SECRET" not in str(caught.value)
+    assert password[:8] not in str(caught.value)
     assert "127.0.0.1:5999/good/app" in str(caught.value)
 
 
