@@ -31,6 +31,7 @@ from matrix.observations import COLUMNS
 from matrix.site import render as r
 from matrix.site.model import (
     GENERATED_BY,
+    Block,
     Cell,
     Image,
     SiteData,
@@ -41,7 +42,7 @@ from matrix.site.model import (
     parse_details,
     records,
 )
-from matrix.site.versions import slug, tag_sort_key
+from matrix.site.versions import slug, tag_sort_key, version_tuple
 
 log = logging.getLogger(__name__)
 
@@ -304,10 +305,15 @@ def finder_data(data: SiteData) -> dict[str, Any]:
         blocks = []
         for block in image.blocks:
             verdicts = [[NOT_IN_BLOCK] * len(image.tags) for _ in block.engines]
+            predicted: list[dict[str, str]] = [{} for _ in block.engines]
             for row in block.rows:
                 for engine_index, c in enumerate(row.cells):
                     value = NOT_PULLED_YET if c is None else code[c.verdict]
                     verdicts[engine_index][position[row.tag]] = value
+                    if c is None:
+                        guess = _prediction(data, block, row.tag, block.engines[engine_index])
+                        if guess:
+                            predicted[engine_index][str(position[row.tag])] = guess
             blocks.append(
                 {
                     "registry": block.registry,
@@ -315,6 +321,7 @@ def finder_data(data: SiteData) -> dict[str, Any]:
                     "platform": block.platform,
                     "engines": block.engines,
                     "verdicts": verdicts,
+                    "predicted": predicted,
                 }
             )
         images.append(
@@ -335,6 +342,27 @@ def finder_data(data: SiteData) -> dict[str, Any]:
         "capabilities": capabilities,
         "last_run": data.last_run,
     }
+
+
+def _prediction(data: SiteData, block: Block, tag: str, engine: str) -> str:
+    """The registry check's predicted verdict of a tag for an engine, or "" when there is none.
+
+    Predictions are kept per reference version (`20.10`, `26.1`, ...); an engine takes the one
+    of the newest reference version not newer than itself.
+    """
+    probes = data.lookup.probes.get((block.repository, tag), [])
+    for record in probes:
+        if record["registry"] != block.registry or record["platform"] != block.platform:
+            continue
+        predictions = parse_details(record["details"]).get("predictions")
+        if not isinstance(predictions, dict) or not predictions:
+            return ""
+        version = version_tuple(engine)
+        older = [key for key in predictions if version_tuple(str(key)) <= version]
+        if not older:
+            return ""
+        return str(predictions[max(older, key=lambda key: version_tuple(str(key)))])
+    return ""
 
 
 def runbook_context(data: SiteData) -> dict[str, Any]:

@@ -299,6 +299,10 @@ def test_finder_lists_tags_the_engine_has_not_pulled_so_the_counts_add_up(
         assert untested.inner_text().startswith("1 tag not tested yet")
         listed = block.locator(".pm-finder-untested + .pm-taglist a").all_inner_texts()
         assert listed == ["0.9"]
+        predicted = block.locator('.pm-finder-predicted[data-predicted="ok"]')
+        assert predicted.inner_text() == (
+            "Predicted, not observed: the registry check expects ok for 0.9."
+        )
         summary = page.locator(".pm-finder-summary li").all_inner_texts()
         assert (
             "127.0.0.1:5101/kivy/buildozer · linux/amd64: 0 tags pull, 1 fail, 1 not tested yet"

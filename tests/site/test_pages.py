@@ -106,6 +106,9 @@ def test_finder_data_keeps_tags_an_engine_has_not_pulled(lab_dir: Path) -> None:
     hub = next(b for b in image["blocks"] if b["registry"] == HUB)
     position = image["tags"].index("0.9")
     assert [verdicts[position] for verdicts in hub["verdicts"]] == [NOT_PULLED_YET] * len(ENGINES)
+    assert [guess[str(position)] for guess in hub["predicted"]] == ["ok"] * len(ENGINES)
+    latest = image["tags"].index("latest")
+    assert all(str(latest) not in guess for guess in hub["predicted"])
 
 
 def test_engine_page_counts_untested_tags_and_pluralises(lab_site: Path) -> None:

@@ -235,6 +235,21 @@
             "the rate-limit budget, or the engine has not run since the tag was found):"));
           section.appendChild(line);
           section.appendChild(tagList(untested, slugs, root, image.slug, 20));
+          var guesses = (block.predicted || [])[index] || {};
+          var byGuess = {};
+          untested.forEach(function (tag) {
+            var guess = guesses[String(image.tags.indexOf(tag))];
+            if (guess) (byGuess[guess] = byGuess[guess] || []).push(tag);
+          });
+          Object.keys(byGuess).sort().forEach(function (guess) {
+            var note = el("p", null, "pm-finder-predicted");
+            note.dataset.predicted = guess;
+            note.appendChild(el("em", "Predicted, not observed: "));
+            note.appendChild(document.createTextNode("the registry check expects "));
+            note.appendChild(el("span", guess, "pm-verdict v-" + guess));
+            note.appendChild(document.createTextNode(" for " + byGuess[guess].join(", ") + "."));
+            section.appendChild(note);
+          });
         }
         target.appendChild(section);
       });
