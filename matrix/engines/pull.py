@@ -10,7 +10,6 @@ is kept word for word and classified with `matrix.classify`. A failure of the ha
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,7 @@ from matrix.engines.model import (
     is_alive,
     timed_out,
 )
-from matrix.errors import EngineError
+from matrix.errors import EngineError, redact_message
 from matrix.observations import Observation, new_run_id
 from matrix.reference import Reference, parse_reference
 
@@ -242,26 +241,6 @@ def _api_message(exc: APIError) -> str:
     if isinstance(explanation, bytes):
         explanation = explanation.decode(errors="replace")
     return str(explanation or exc).strip()
-
-
-# A URL in an engine's message: scheme, optional user info, the rest up to a quote or space.
-_URL = re.compile(r"(?P<scheme>https?://)(?:[^/\s\"'@]*@)?(?P<rest>[^\s\"']*)")
-
-
-def redact_message(message: str) -> str:
-    """An engine message with the query strings and user info of its URLs removed.
-
-    Blob downloads are redirected to signed storage URLs whose query string is a credential;
-    engines quote such URLs in their errors. The rest of the message stays word for word.
-    """
-
-    def clean(match: re.Match[str]) -> str:
-        rest = match.group("rest")
-        if "?" in rest:
-            rest = rest.split("?", 1)[0] + "?REDACTED"
-        return match.group("scheme") + rest
-
-    return _URL.sub(clean, message)
 
 
 def _repo_digest(image: Mapping[str, Any], reference: Reference) -> str:

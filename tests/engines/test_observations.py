@@ -7,7 +7,8 @@ import pytest
 from matrix import mediatypes as mt
 from matrix.analysis import analyse
 from matrix.engines.model import Engine
-from matrix.engines.pull import Attempt, _observation, judge, redact_message
+from matrix.engines.pull import Attempt, _observation, judge
+from matrix.errors import redact_message
 from matrix.observations import Observation
 from matrix.reference import parse_reference
 from tests.registry.builders import build_cache_index, image_manifest
