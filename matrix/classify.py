@@ -183,12 +183,13 @@ RULES: tuple[tuple[ErrorClass, str], ...] = (
     (
         ErrorClass.NO_PLATFORM_MATCH,
         r"no matching manifest for|does not match the specified platform|"
-        r"no match for platform|no manifest for platform|image with reference [^\n]{0,300} was found "
-        r"but does not match",
+        r"no match for platform|no manifest for platform|"
+        r"image with reference [^\n]{0,300} was found but does not match",
     ),
     (
         ErrorClass.BLOB_UNKNOWN,
-        r"blob unknown|blob_unknown|content at [^\n]{0,300} not found|failed open: [^\n]{0,300}not found",
+        r"blob unknown|blob_unknown|content at [^\n]{0,300} not found|"
+        r"failed open: [^\n]{0,300}not found",
     ),
     (
         ErrorClass.MANIFEST_UNKNOWN,

@@ -25,22 +25,39 @@ def test_every_shared_case_gets_its_class() -> None:
     ("message", "expected"),
     [
         # Messages from other engines, containerd and registries than the shared cases.
-        ("failed to register layer: ApplyLayer exit status 1 stdout:  stderr: unexpected EOF",
-         "layer-extract-failed"),
+        (
+            "failed to register layer: ApplyLayer exit status 1 stdout:  stderr: unexpected EOF",
+            "layer-extract-failed",
+        ),
         ('failed to resolve reference "r/a:x": r/a:x: not found', "manifest-unknown"),
-        ("unexpected status from HEAD request to http://r/v2/a/manifests/x: 500 Internal Server "
-         "Error", "registry-error"),
-        ("failed commit on ref \"layer-sha256:1\": unexpected commit digest sha256:1, expected "
-         "sha256:2: failed precondition", "digest-mismatch"),
-        ("Error response from daemon: Get \"https://r/v2/\": http: server gave HTTP response to "
-         "HTTPS client", "network"),
+        (
+            "unexpected status from HEAD request to http://r/v2/a/manifests/x: 500 Internal Server "
+            "Error",
+            "registry-error",
+        ),
+        (
+            'failed commit on ref "layer-sha256:1": unexpected commit digest sha256:1, expected '
+            "sha256:2: failed precondition",
+            "digest-mismatch",
+        ),
+        (
+            'Error response from daemon: Get "https://r/v2/": http: server gave HTTP response to '
+            "HTTPS client",
+            "network",
+        ),
         ("read tcp 10.0.0.1:1->10.0.0.2:443: read: connection reset by peer", "network"),
-        ("unexpected status from GET request to https://r/v2/a/manifests/x: 401 Unauthorized",
-         "auth-denied"),
-        ("httpReadSeeker: failed open: content at https://r/v2/a/blobs/sha256:1 not found",
-         "blob-unknown"),
-        ("image with reference r/a:x was found but does not match the specified platform",
-         "no-platform-match"),
+        (
+            "unexpected status from GET request to https://r/v2/a/manifests/x: 401 Unauthorized",
+            "auth-denied",
+        ),
+        (
+            "httpReadSeeker: failed open: content at https://r/v2/a/blobs/sha256:1 not found",
+            "blob-unknown",
+        ),
+        (
+            "image with reference r/a:x was found but does not match the specified platform",
+            "no-platform-match",
+        ),
         ("something nobody has ever seen", "unknown"),
         ("", "unknown"),
     ],
