@@ -41,6 +41,7 @@ from matrix.site.model import (
     failing_now,
     parse_details,
     records,
+    role_note,
 )
 from matrix.site.versions import slug, tag_sort_key, version_tuple
 
@@ -317,6 +318,7 @@ def finder_data(data: SiteData) -> dict[str, Any]:
             blocks.append(
                 {
                     "registry": block.registry,
+                    "role": role_note(block.registry),
                     "repository": block.repository,
                     "platform": block.platform,
                     "engines": block.engines,

@@ -193,7 +193,8 @@
         var section = el("section", null, "pm-finder-block");
         section.dataset.registry = block.registry;
         section.dataset.platform = block.platform;
-        section.appendChild(el("h3", block.registry + "/" + block.repository + " · " + block.platform));
+        var where = block.registry + "/" + block.repository + (block.role || "") + " · " + block.platform;
+        section.appendChild(el("h3", where));
         if (index < 0) {
           section.appendChild(el("p", "Not tested with this engine."));
           target.appendChild(section);
@@ -212,8 +213,7 @@
         var failedCount = Object.keys(failed).reduce(function (n, k) { return n + failed[k].length; }, 0);
         var counts = plural(ok.length, "tag pulls", "tags pull") + ", " + failedCount + " fail";
         if (untested.length) counts += ", " + untested.length + " not tested yet";
-        summary.appendChild(el("li", block.registry + "/" + block.repository + " · " + block.platform +
-          ": " + counts));
+        summary.appendChild(el("li", where + ": " + counts));
         var summary2 = el("p", null, "pm-finder-ok");
         summary2.appendChild(el("strong", plural(ok.length, "tag pulls", "tags pull")));
         summary2.appendChild(document.createTextNode(ok.length ? " (newest first):" : "."));
