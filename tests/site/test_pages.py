@@ -113,7 +113,7 @@ def test_finder_data_keeps_tags_an_engine_has_not_pulled(lab_dir: Path) -> None:
 
 def test_engine_page_counts_untested_tags_and_pluralises(lab_site: Path) -> None:
     text = _text(_read(lab_site, f"engines/{slug(ENGINES[0])}/index.html"))
-    assert "Pulls 0 of 1 tag it has pulled. 1 tag of this registry and platform is not" in text
+    assert "Pulled 0 of the 1 tag it tried. 1 tag of this registry and platform is not" in text
     assert "1 tags" not in text
 
 
