@@ -16,6 +16,7 @@ from matrix.capabilities import (
 )
 from matrix.classify import ErrorClass, classify
 from matrix.errors import ConfigError
+from tests.cases import MEASURED
 from tests.registry import builders as b
 
 ENGINES = ("20.10.5+dfsg1", "20.10.24+dfsg1", "26.1.5+dfsg1", "28.5.2+dfsg1")
@@ -36,22 +37,6 @@ def shape(name: str) -> Analysis:
     if name == "build-cache-on-tag":
         return analyse(b.build_cache_index())
     raise KeyError(name)
-
-
-# The table of measured outcomes, row by row, for engines 20.10.5, 20.10.24, 26.1.5, 28.5.2.
-MEASURED = {
-    "v2s2": ("ok", "ok", "ok", "ok"),
-    "oci": ("ok", "ok", "ok", "ok"),
-    "schema1": ("ok", "ok", "schema1-disabled", "schema1-removed"),
-    "zstd": ("layer-extract-failed", "layer-extract-failed", "ok", "ok"),
-    "arm-only": ("no-platform-match",) * 4,
-    "build-cache-on-tag": (
-        "no-platform-match",
-        "no-platform-match",
-        "registry-error",
-        "registry-error",
-    ),
-}
 
 
 @pytest.mark.parametrize(

@@ -14,20 +14,19 @@ they only log that `runc features` failed.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from matrix.errors import LabError
-from matrix.lab.state import default_cache_dir
+from matrix.lab.state import default_cache_dir, locked
 
 log = logging.getLogger(__name__)
 
@@ -154,16 +153,9 @@ def parse_madison(text: str) -> dict[str, str]:
     return found
 
 
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def _locked(directory: Path) -> AbstractContextManager[None]:
     """Hold an exclusive lock on `directory`, so two processes never fetch into it at once."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locked(directory / ".lock")
 
 
 def _cached(base: Path, suite: str) -> EngineRoot | None:

@@ -15,16 +15,15 @@ The processes outlive the command that started them; the lab state file records 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from requests.exceptions import RequestException
 
 from matrix.errors import LabError
 from matrix.lab.debian import SUITES, EngineRoot, ensure_engines, suite_for
-from matrix.lab.state import Part, load_state, save_state
+from matrix.lab.state import Part, load_state, locked, save_state
 
 log = logging.getLogger(__name__)
 
@@ -177,16 +176,9 @@ def _up(lab_dir: Path, suites: list[str], insecure_registries: list[str]) -> lis
     return [started[suite] for suite in suites]
 
 
-@contextmanager
-def _locked(lab_dir: Path) -> Iterator[None]:
+def _locked(lab_dir: Path) -> AbstractContextManager[None]:
     """Hold the lab's engine lock, so two processes never start or stop engines at once."""
-    lab_dir.mkdir(parents=True, exist_ok=True)
-    with open(lab_dir / ".engines.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locked(lab_dir / ".engines.lock")
 
 
 def _start(lab_dir: Path, root: EngineRoot, insecure_registries: Sequence[str]) -> Part:

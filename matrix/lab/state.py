@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,3 +80,15 @@ def save_state(lab_dir: Path, state: LabState) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         json.dump({"parts": [asdict(part) for part in state.parts]}, stream, indent=2)
     os.replace(temporary, directory / STATE_FILE)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created if missing), across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -31,26 +31,14 @@ from matrix.lab.state import Part
 from matrix.observations import Observation
 from matrix.reference import parse_reference
 from matrix.registry import RegistryClient
+from tests.cases import ENGINE_VERSIONS as VERSIONS
+from tests.cases import MEASURED as EXPECTED
 from tests.conftest import TOKEN_USERS
 from tests.engines.conftest import SHAPES_REPOSITORY, engine_of
 from tests.lab.helpers import login, push_unique_image
 
 pytestmark = pytest.mark.engines
 
-VERSIONS = ("20.10.5", "20.10.24", "26.1.5", "28.5.2")
-EXPECTED = {
-    "v2s2": ("ok", "ok", "ok", "ok"),
-    "oci": ("ok", "ok", "ok", "ok"),
-    "schema1": ("ok", "ok", "schema1-disabled", "schema1-removed"),
-    "zstd": ("layer-extract-failed", "layer-extract-failed", "ok", "ok"),
-    "arm-only": ("no-platform-match",) * 4,
-    "build-cache-on-tag": (
-        "no-platform-match",
-        "no-platform-match",
-        "registry-error",
-        "registry-error",
-    ),
-}
 CELLS = [
     (shape, version, expected)
     for shape, row in EXPECTED.items()
