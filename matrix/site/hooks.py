@@ -76,6 +76,9 @@ def _check_paths(config: MkDocsConfig, source: Path) -> None:
         check_output(Path(config.site_dir), tuple(keep))
     except ConfigError as exc:
         raise PluginError(str(exc)) from exc
+    # Marked before anything is written, so that a build that fails half-way leaves a
+    # directory the next build may still replace (MkDocs keeps dot files when it cleans).
+    mark_output(Path(config.site_dir))
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
@@ -145,7 +148,6 @@ def on_post_build(config: MkDocsConfig) -> None:
         _state.pop("wait")()
     except MatrixError as exc:
         raise PluginError(str(exc)) from exc
-    mark_output(Path(config.site_dir))
 
 
 def on_build_error(error: Exception) -> None:

@@ -187,3 +187,23 @@ def test_check_output_accepts_new_empty_marked_and_older_builds_only(tmp_path: P
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="not a directory"):
         check_output(tmp_path / "file")
+
+
+def test_a_build_that_fails_half_way_can_be_replaced_by_the_next(
+    lab_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "site"
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs")
+    config = project / "mkdocs.yml"
+    hooks = ROOT / "matrix" / "site" / "hooks.py"
+    config.write_text(
+        f"site_name: t\ntheme:\n  name: material\n  font: false\nhooks:\n  - {hooks}\n"
+    )
+    (project / "docs" / "finder.md").write_text("# mine\n")
+    with pytest.raises(Exception, match="Aborted"):
+        build_site(lab_dir, out, config)
+    (out / "partial.html").write_text("half-written")
+    (project / "docs" / "finder.md").unlink()
+    build_site(lab_dir, out, config)
+    assert not (out / "partial.html").exists() and (out / "index.html").exists()
