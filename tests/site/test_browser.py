@@ -39,15 +39,22 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def base_url(built_site: Path) -> Iterator[str]:
-    handler = functools.partial(_QuietHandler, directory=str(built_site))
+def _serve(directory: Path) -> Iterator[str]:
+    """Serve a built site on a free loopback port for as long as the generator runs."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def base_url(built_site: Path) -> Iterator[str]:
+    yield from _serve(built_site)
 
 
 @pytest.fixture(scope="module")
@@ -276,13 +283,7 @@ def test_site_search_shows_registry_supplied_html_as_text(watched: Watched) -> N
 
 @pytest.fixture(scope="module")
 def lab_url(lab_site: Path) -> Iterator[str]:
-    handler = functools.partial(_QuietHandler, directory=str(lab_site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    yield from _serve(lab_site)
 
 
 def test_finder_lists_tags_the_engine_has_not_pulled_so_the_counts_add_up(
