@@ -49,7 +49,14 @@ from matrix.errors import (
 from matrix.reference import DIGEST_PATTERN, Repository, is_valid_tag
 from matrix.registry.auth import Authenticator
 from matrix.registry.credentials import CredentialStore
-from matrix.registry.manifest import MAX_MANIFEST_BYTES, Manifest, hasher_for, matches, verify
+from matrix.registry.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    decided_media_type,
+    hasher_for,
+    matches,
+    verify,
+)
 from matrix.registry.store import ManifestStore
 from matrix.registry.wire import DEADLINE, load_json, read_body, set_deadline
 
@@ -470,11 +477,12 @@ class RegistryClient:
             raise self._error(response, f"manifest {repository.with_tag(reference)}")
         self.manifest_gets[repository.registry] += 1
         data = read_body(response, MAX_MANIFEST_BYTES)
-        media_type = mediatypes.base(response.headers.get("content-type", ""))
+        served = mediatypes.base(response.headers.get("content-type", ""))
         announced = response.headers.get("docker-content-digest", "")
         requested = reference if DIGEST_PATTERN.match(reference) else ""
-        digest = verify(data, media_type, requested, expected, announced, url=url)
-        manifest = Manifest(digest, media_type, data)
+        digest = verify(data, served, requested, expected, announced, url=url)
+        # The document, not the Content-Type, says what kind of manifest this is.
+        manifest = Manifest(digest, decided_media_type(data, served), data)
         log.debug("fetched manifest %s of %s (%d bytes)", digest, repository, len(data))
         if self.store is not None:
             self.store.put(manifest)

@@ -149,20 +149,69 @@ class Manifest:
 
 
 def effective_media_type(served: str, document: dict[str, Any]) -> str:
-    """The media type a manifest really has: the served one, else the JSON's, else a guess."""
+    """The media type a manifest really has, decided by the document itself.
+
+    The JSON's own `mediaType` comes first, then its shape (`manifests` is an index, `config`
+    or `layers` an image manifest, schemaVersion 1 a schema 1 manifest). The type it was served
+    with only fills in what the document leaves open, so a registry that serves an index under an
+    image manifest type cannot make it read as one.
+    """
     served = mediatypes.base(served)
-    if served in mediatypes.MANIFESTS:
-        return served
     declared = document.get("mediaType")
     if isinstance(declared, str) and mediatypes.base(declared) in mediatypes.MANIFESTS:
         return mediatypes.base(declared)
-    if document.get("schemaVersion") == 1:
+    kind = _shape(document)
+    if kind is None:
+        if served in mediatypes.MANIFESTS:
+            return served
+        # Neither is a manifest type: keep what was said, made safe to show.
+        said = served or (declared if isinstance(declared, str) else "")
+        return mediatypes.safe_text(said, 120)
+    if served in _KINDS[kind]:
+        return served
+    if kind == "schema1":
         signed = "signatures" in document
         return mediatypes.DOCKER_SCHEMA1_SIGNED if signed else mediatypes.DOCKER_SCHEMA1
-    if document.get("schemaVersion") == 2:
-        if isinstance(document.get("manifests"), list):
-            return mediatypes.OCI_INDEX
-        if isinstance(document.get("config"), dict):
-            return mediatypes.OCI_MANIFEST
-    # Neither is a manifest type: keep what was said, made safe to show.
-    return mediatypes.safe_text(served or (declared if isinstance(declared, str) else ""), 120)
+    return mediatypes.OCI_INDEX if kind == "index" else mediatypes.OCI_MANIFEST
+
+
+_KINDS = {
+    "schema1": mediatypes.SCHEMA1,
+    "index": mediatypes.INDEXES,
+    "image": mediatypes.IMAGE_MANIFESTS,
+}
+
+
+def _shape(document: dict[str, Any]) -> str | None:
+    """Which kind of manifest the document's fields make it, or None when they do not say."""
+    if document.get("schemaVersion") == 1:
+        return "schema1"
+    if isinstance(document.get("manifests"), list):
+        return "index"
+    if "config" in document or "layers" in document:
+        return "image"
+    return None
+
+
+def agrees(media_type: str, data: bytes) -> bool:
+    """Whether `media_type` is the type the manifest bytes `data` show themselves to have."""
+    try:
+        document = load_json(data, "manifest")
+    except ProtocolError:
+        return False
+    if not isinstance(document, dict):
+        return False
+    return effective_media_type(media_type, document) == mediatypes.base(media_type)
+
+
+def decided_media_type(data: bytes, served: str) -> str:
+    """The media type to keep for manifest bytes served with `served`: the document's own."""
+    served = mediatypes.base(served)
+    try:
+        document = load_json(data, "manifest")
+    except ProtocolError:
+        return served
+    if not isinstance(document, dict):
+        return served
+    decided = effective_media_type(served, document)
+    return decided if decided in mediatypes.MANIFESTS else served
