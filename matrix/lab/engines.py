@@ -33,7 +33,14 @@ from requests.exceptions import RequestException
 
 from matrix.errors import LabError
 from matrix.lab.debian import SUITES, EngineRoot, ensure_engines, suite_for
-from matrix.lab.state import Part, load_state, locked, save_state
+from matrix.lab.state import (
+    Part,
+    default_cache_dir,
+    ensure_private_lab_dir,
+    load_state,
+    locked,
+    save_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +150,7 @@ def up(
     suites = sorted(set(suites), key=list(SUITES).index)
     if os.geteuid() != 0:
         raise LabError("the lab's engines run as root (dockerd needs it)")
+    ensure_private_lab_dir(lab_dir)
     with _locked(Path(lab_dir)):
         return _up(Path(lab_dir), suites, insecure_registries)
 
@@ -205,6 +213,11 @@ def _start(lab_dir: Path, root: EngineRoot, insecure_registries: Sequence[str]) 
         version = _wait_healthy(place, process)
     except LabError:
         _stop_engine(place, [process.pid])
+        # The launcher (unshare, or dockerd itself) is this process's own child.
+        with contextlib.suppress(OSError):
+            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
         raise
     pids = [process.pid, *_children(process.pid)]
     _write_host_pid(place, pids)
@@ -286,36 +299,71 @@ def down(lab_dir: Path) -> None:
     """Stop every lab engine, leaving no process, mount or runtime directory behind.
 
     Engines are stopped by their recorded pids and by what still refers to their directories,
-    so an engine whose state record was lost is stopped too.
+    so an engine whose state record was lost is stopped too. Only directories inside
+    `<lab>/engines/` are touched, and only processes run from the lab's own engine binaries.
     """
+    ensure_private_lab_dir(lab_dir)
     with _locked(Path(lab_dir)):
         _down(Path(lab_dir))
 
 
 def _down(lab_dir: Path) -> None:
     state = load_state(lab_dir)
-    recorded = {part.extra.get("base", ""): part.pids for part in state.of_kind(KIND)}
     engines_dir = Path(lab_dir).absolute() / "engines"
-    bases = {Path(base) for base in recorded if base}
-    if engines_dir.is_dir():
-        bases.update(path for path in engines_dir.iterdir() if path.is_dir())
+    recorded: dict[Path, list[int]] = {}
+    for part in state.of_kind(KIND):
+        base = _confined(engines_dir, Path(part.extra.get("base", "")))
+        if base is None:
+            log.warning(
+                "ignoring the recorded engine %r: its directory is not inside %s",
+                part.extra.get("base", ""),
+                engines_dir,
+            )
+            continue
+        recorded[base] = part.pids
+    bases = set(recorded)
+    if engines_dir.is_dir() and _confined_root(engines_dir) is not None:
+        for path in engines_dir.iterdir():
+            base = _confined(engines_dir, path)
+            if base is not None and path.is_dir():
+                bases.add(base)
     for base in sorted(bases):
-        _stop_engine(EngineLayout(base), recorded.get(str(base), []))
+        _stop_engine(EngineLayout(base), recorded.get(base, []))
     state = load_state(lab_dir)
     state.replace(KIND, [])
     save_state(lab_dir, state)
 
 
+def _confined_root(engines_dir: Path) -> Path | None:
+    """`engines_dir` resolved, when it is a real directory inside the lab directory."""
+    if engines_dir.is_symlink():
+        return None
+    resolved = engines_dir.resolve()
+    return resolved if resolved.is_relative_to(engines_dir.parent.resolve()) else None
+
+
+def _confined(engines_dir: Path, base: Path) -> Path | None:
+    """`base` as an absolute path when it is an engine directory: a direct entry of
+    `engines_dir`, not a symbolic link, resolving to inside it. None otherwise."""
+    if not base.is_absolute() or base.parent != engines_dir or base.is_symlink():
+        return None
+    root = _confined_root(engines_dir)
+    if root is None or base.resolve().parent != root:
+        return None
+    return base
+
+
 def _stop_engine(place: EngineLayout, pids: Iterable[int]) -> None:
     """SIGTERM to dockerd, a grace period, then SIGKILL to whatever of the engine is left."""
-    processes = set(_referring(place.base)) | {pid for pid in pids if _refers(pid, place.base)}
+    recorded = {pid for pid in pids if _is_engine_process(pid, place)}
+    processes = set(_referring(place)) | recorded
     if processes:
         log.info("stopping the engine in %s (pids %s)", place.base, sorted(processes))
         daemons = [pid for pid in processes if _command_name(pid) == "dockerd"]
         for pid in daemons or processes:
             _signal(pid, signal.SIGTERM)
         _wait_gone(processes, STOP_TIMEOUT)
-        leftovers = {pid for pid in set(_referring(place.base)) | processes if _alive(pid)}
+        leftovers = {pid for pid in set(_referring(place)) | processes if _alive(pid)}
         for pid in leftovers:
             log.warning("engine process %d did not stop; killing it", pid)
             _signal(pid, signal.SIGKILL)
@@ -372,16 +420,38 @@ def _command_name(pid: int) -> str:
     return Path(args[0]).name if args else ""
 
 
-def _refers(pid: int, base: Path) -> bool:
-    """True when the process's command line names a path inside the engine directory `base`."""
-    prefix = str(base).rstrip("/") + "/"
-    return _alive(pid) and any(prefix in arg for arg in _cmdline(pid))
+def engine_binaries_dir() -> Path:
+    """Where the lab's unpacked engine binaries live; only processes run from here are stopped."""
+    return (default_cache_dir() / "engines").resolve()
 
 
-def _referring(base: Path) -> list[int]:
-    """Live processes whose command line names a path inside `base`: the engine's own processes."""
+def _is_lab_binary(pid: int) -> bool:
+    """True when the process runs a dockerd or containerd binary of the lab's engine roots."""
+    try:
+        exe = Path(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return False
+    named = exe.name == "dockerd" or exe.name.startswith("containerd")
+    return named and exe.is_relative_to(engine_binaries_dir())
+
+
+def names_engine(args: Sequence[str], place: EngineLayout) -> bool:
+    """True when a command line names the engine directory of `place` by an exact argument:
+    its own `--data-root=`/`--exec-root=` option, or a path equal to or below the directory."""
+    base = str(place.base).rstrip("/")
+    flags = {f"--data-root={place.data_root}", f"--exec-root={place.exec_root}"}
+    return any(arg in flags or arg == base or arg.startswith(base + "/") for arg in args)
+
+
+def _is_engine_process(pid: int, place: EngineLayout) -> bool:
+    """True for a live dockerd/containerd of the lab's binaries that belongs to this engine."""
+    return _alive(pid) and _is_lab_binary(pid) and names_engine(_cmdline(pid), place)
+
+
+def _referring(place: EngineLayout) -> list[int]:
+    """Live processes of the lab's engine binaries that name this engine's directory."""
     pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    return [pid for pid in pids if pid != os.getpid() and _refers(pid, base)]
+    return [pid for pid in pids if pid != os.getpid() and _is_engine_process(pid, place)]
 
 
 def _children(pid: int) -> list[int]:

@@ -38,7 +38,14 @@ from matrix.lab.registry import (
     registry_version,
     start_registry,
 )
-from matrix.lab.state import STATE_FILE, Part, load_state, save_state
+from matrix.lab.state import (
+    STATE_FILE,
+    Part,
+    ensure_private_lab_dir,
+    load_state,
+    locked,
+    save_state,
+)
 from matrix.lab.tokens import GHCR_SHAPE, HUB_SHAPE, TokenIssuer
 
 log = logging.getLogger(__name__)
@@ -162,7 +169,12 @@ def up(lab_dir: Path, ports: Mapping[str, int] | None = None) -> list[Part]:
     `ports` maps a role to the proxy's port when the defaults (5101, 5102) are not wanted.
     """
     lab_dir = Path(lab_dir)
-    ports = dict(ports or {})
+    ensure_private_lab_dir(lab_dir)
+    with locked(lab_dir / ".registries.lock"):
+        return _up(lab_dir, dict(ports or {}))
+
+
+def _up(lab_dir: Path, ports: dict[str, int]) -> list[Part]:
     state = load_state(lab_dir)
     recorded = {part.role: _check(part) for part in state.of_kind(KIND)}
     parts: list[Part] = []
@@ -173,7 +185,7 @@ def up(lab_dir: Path, ports: Mapping[str, int] | None = None) -> list[Part]:
             parts.append(current)
             continue
         if current is not None:
-            _stop_pids(current.pids)
+            _stop_pids(current.pids, lab_dir)
             del recorded[name]
         parts.append(_start_background(lab_dir, spec, port))
         # Recorded at once, so a failure starting the next role leaves this one stoppable.
@@ -215,7 +227,7 @@ def _start_background(lab_dir: Path, spec: RoleSpec, port: int) -> Part:
         started.insert(0, proxy.pid)
         _wait_for_proxy(port, proxy, root / "proxy.log")
     except LabError:
-        _stop_pids(started)
+        _stop_pids(started, lab_dir)
         raise
     log.info("%s role at 127.0.0.1:%d (registry %s)", spec.name, port, registry.url)
     return Part(
@@ -313,23 +325,25 @@ def down(lab_dir: Path) -> None:
     """Stop both roles: the recorded processes, and any process still running from the lab's
     registry directories (if a state record was lost)."""
     lab_dir = Path(lab_dir)
-    state = load_state(lab_dir)
-    pids = [pid for part in state.of_kind(KIND) for pid in part.pids]
-    pids += _referring(lab_dir / "registries")
-    _stop_pids(sorted(set(pids)))
-    if (lab_dir / STATE_FILE).exists():
+    ensure_private_lab_dir(lab_dir)
+    with locked(lab_dir / ".registries.lock"):
         state = load_state(lab_dir)
-        state.replace(KIND, [])
-        save_state(lab_dir, state)
+        pids = [pid for part in state.of_kind(KIND) for pid in part.pids]
+        pids += _referring(lab_dir / "registries")
+        _stop_pids(sorted(set(pids)), lab_dir)
+        if (lab_dir / STATE_FILE).exists():
+            state = load_state(lab_dir)
+            state.replace(KIND, [])
+            save_state(lab_dir, state)
     log.info("registries stopped")
 
 
 # Processes ------------------------------------------------------------------------------------
 
 
-def _stop_pids(pids: Iterable[int], timeout: float = 10.0) -> None:
-    """Stop processes the lab started: SIGTERM, then SIGKILL for those still there."""
-    ours = [pid for pid in pids if _is_lab_process(pid)]
+def _stop_pids(pids: Iterable[int], lab_dir: Path, timeout: float = 10.0) -> None:
+    """Stop processes this lab started: SIGTERM, then SIGKILL for those still there."""
+    ours = [pid for pid in pids if _is_lab_process(pid, lab_dir)]
     for pid in ours:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -342,10 +356,24 @@ def _stop_pids(pids: Iterable[int], timeout: float = 10.0) -> None:
         _reap(pid)
 
 
-def _is_lab_process(pid: int) -> bool:
-    """Whether `pid` is still a registry or proxy (a recorded pid may have been reused)."""
-    command = " ".join(_cmdline(pid))
-    return "docker-registry" in command or "matrix.lab.proxy" in command
+def _is_lab_process(pid: int, lab_dir: Path) -> bool:
+    """Whether `pid` is still a registry or proxy of this lab (a recorded pid may have been
+    reused, or name another lab's registry)."""
+    return is_lab_command(_cmdline(pid), lab_dir)
+
+
+def is_lab_command(args: list[str], lab_dir: Path) -> bool:
+    """Whether a command line is a registry or proxy run from this lab's registry directory:
+    the program is one of the two, and an argument is a path below `<lab>/registries/`."""
+    registry = bool(args) and Path(args[0]).name == "docker-registry"
+    program = registry or "matrix.lab.proxy" in args
+    return program and any(_below(arg, lab_dir / "registries") for arg in args[1:])
+
+
+def _below(argument: str, directory: Path) -> bool:
+    """Whether the path `argument` lies below `directory` (compared as written and resolved)."""
+    forms = {str(directory.absolute()), str(directory.resolve()), str(directory)}
+    return any(argument.startswith(form.rstrip("/") + "/") for form in forms)
 
 
 def _signal(pid: int, number: signal.Signals) -> None:

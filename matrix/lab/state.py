@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,3 +93,32 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _refuse_unsafe(path: Path, what: str) -> None:
+    """Raise LabError unless `path` (not followed if a link) belongs to this user and no one
+    else may write to it."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LabError(f"{what} {path} cannot be inspected: {exc}") from exc
+    if info.st_uid != os.geteuid():
+        raise LabError(f"{what} {path} belongs to user {info.st_uid}, not to this user; refusing")
+    if stat.S_ISLNK(info.st_mode):
+        raise LabError(f"{what} {path} is a symbolic link; refusing")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise LabError(f"{what} {path} is writable by other users; refusing")
+
+
+def ensure_private_lab_dir(lab_dir: Path) -> Path:
+    """Create the lab directory (mode 0700) if missing, and refuse a lab directory or state file
+    that another user owns or may write: the lab stops processes and deletes files by what its
+    state says, so the state must come from this user alone."""
+    directory = Path(lab_dir).absolute()
+    _refuse_unsafe(directory, "lab directory")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _refuse_unsafe(directory, "lab directory")
+    _refuse_unsafe(directory / STATE_FILE, "lab state file")
+    return directory

@@ -134,7 +134,7 @@ def lab_dir() -> Iterator[Path]:
 
 
 def _processes_below(directory: Path) -> list[int]:
-    return engines._referring(directory)
+    return [pid for suite in SUITES for pid in engines._referring(engines.layout(directory, suite))]
 
 
 @pytest.mark.engines
