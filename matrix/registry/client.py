@@ -178,7 +178,8 @@ def error_codes(body: bytes) -> tuple[tuple[str, ...], str]:
     )
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     message = first.get("message") if isinstance(first.get("message"), str) else ""
-    return codes, mediatypes.safe_text(message or "", 200)
+    # Whole: shortening text before it is redacted could cut a secret so it is no longer found.
+    return codes, message or ""
 
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;[^,;]*)*)")
@@ -342,7 +343,7 @@ class RegistryClient:
     def _error(self, response: httpx.Response, what: str) -> RegistryError:
         body = b"" if response.request.method == "HEAD" else _error_body(response)
         codes, message = error_codes(body)
-        message = self.redact(message)
+        message = mediatypes.safe_text(self.redact(message), 200)
         status = response.status_code
         text = f"{what}: {message}" if message else what
         url = str(response.request.url)

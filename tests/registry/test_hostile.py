@@ -241,6 +241,17 @@ def test_registry_messages_are_recorded_without_secrets(message: str, secrets: l
         assert not any(secret in text for text in recorded)
 
 
+def test_token_at_the_cut_of_a_long_message_is_redacted() -> None:
+    # The message is shortened for the record; a token cut in half there must not show its head.
+    client, _ = make_client(echoing_registry("x" * 180 + " token {token} refused"))  # type: ignore[arg-type]
+
+    listing = probe_repository(client, REPO, "run", ["linux/amd64"])
+
+    assert listing.observations and all(o.outcome == "fail" for o in listing.observations)
+    assert all("token" in o.message for o in listing.observations)
+    assert not any(TOKEN[:8] in o.message for o in listing.observations)
+
+
 def test_password_echoed_by_a_basic_registry_is_redacted() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if "Authorization" not in request.headers:
