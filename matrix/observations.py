@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,19 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     for column in COLUMNS:
         if column not in _NUMERIC:
             frame[column] = frame[column].fillna("").astype(str)
+    return _fill_verdicts(frame)
+
+
+def _fill_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give rows without a verdict (shards written before the column existed) the one their
+    outcome and error class imply, as `Observation` does for new rows."""
+    missing = frame["verdict"] == ""
+    if not missing.any():
+        return frame
+    implied = frame["error_class"].where(frame["error_class"] != "", "unknown")
+    implied = implied.where(frame["outcome"] != "ok", "ok")
+    implied = implied.where(frame["outcome"] != "error", HARNESS_ERROR)
+    frame.loc[missing, "verdict"] = implied[missing]
     return frame
 
 
@@ -256,12 +269,32 @@ def load(sources: Iterable[Path]) -> pd.DataFrame:
     frames = []
     for path in shard_paths(sources):
         try:
-            frames.append(read_shard(path))
+            frames.append(_without_future(read_shard(path), path))
         except DataError as exc:
             log.warning("%s", exc)
     if not frames:
         return to_frame([])
     return pd.concat(frames, ignore_index=True)
+
+
+# How far ahead of this machine's clock an observation may be dated (clocks differ a little).
+CLOCK_SKEW = timedelta(hours=1)
+
+
+def _without_future(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Drop observations dated in the future: one wrong clock must not hide all later history,
+    since the latest observation of a cell is the one that counts."""
+    limit = (datetime.now(UTC) + CLOCK_SKEW).isoformat(timespec="seconds").replace("+00:00", "Z")
+    future = frame["observed_at"] > limit
+    if future.any():
+        log.warning(
+            "%s: ignoring %d observations dated after %s (a wrong clock?)",
+            path,
+            int(future.sum()),
+            limit,
+        )
+        frame = frame[~future].reset_index(drop=True)
+    return frame
 
 
 CELL_KEY = ["registry", "repository", "tag", "platform", "client", "client_version"]

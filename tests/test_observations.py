@@ -142,3 +142,31 @@ def test_a_huge_message_is_kept_truncated() -> None:
 
     assert observation.message.startswith("x" * 4096)
     assert observation.message.endswith("(truncated)") and len(observation.message) < 4200
+
+
+def test_a_shard_dated_in_the_future_does_not_hide_later_history(tmp_path: Path) -> None:
+    write_shard(
+        [_obs(outcome="fail", error_class="registry-error", observed_at="2099-01-01T00:00:00Z")],
+        tmp_path,
+        "r-future",
+    )
+    write_shard([_obs(observed_at="2026-12-01T00:00:00Z")], tmp_path, "r-now")
+
+    frame = load([tmp_path])
+
+    assert latest(frame)["verdict"].tolist() == ["ok"]
+
+
+def test_shards_of_the_older_layout_get_their_verdicts(tmp_path: Path) -> None:
+    directory = tmp_path / "observations"
+    directory.mkdir()
+    core = ",".join(COLUMNS[:16])
+    (directory / "old.csv").write_text(
+        f"{core}\n"
+        "r0,2026-11-01T00:00:00Z,docker.io,a/b,1.0,linux/amd64,docker,20.10.5,pull,sha256:1,ok,,,,1,2\n"
+        "r0,2026-11-01T00:00:00Z,docker.io,a/b,2.0,linux/amd64,docker,20.10.5,pull,,fail,"
+        "network,,EOF,1,\n"
+        "r0,2026-11-01T00:00:00Z,docker.io,a/b,3.0,linux/amd64,docker,20.10.5,pull,,error,,,gone,1,\n"
+    )
+
+    assert load([tmp_path])["verdict"].tolist() == ["ok", "network", "error"]
