@@ -112,11 +112,21 @@ def _refuse_unsafe(path: Path, what: str) -> None:
         raise LabError(f"{what} {path} is writable by other users; refusing")
 
 
+def _refuse_unsafe_owner(path: Path, what: str) -> None:
+    owner = os.lstat(path).st_uid
+    if owner != os.geteuid():
+        raise LabError(f"{what} {path} belongs to user {owner}, not to this user; refusing")
+
+
 def ensure_private_lab_dir(lab_dir: Path) -> Path:
     """Create the lab directory (mode 0700) if missing, and refuse a lab directory or state file
     that another user owns or may write: the lab stops processes and deletes files by what its
     state says, so the state must come from this user alone."""
     directory = Path(lab_dir).absolute()
+    if directory.is_symlink():
+        # A link of this user's own may name the lab directory; both must be safe.
+        _refuse_unsafe_owner(directory, "lab directory link")
+        directory = directory.resolve()
     _refuse_unsafe(directory, "lab directory")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     _refuse_unsafe(directory, "lab directory")

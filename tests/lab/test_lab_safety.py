@@ -233,3 +233,38 @@ def test_registries_down_waits_for_the_registries_lock(tmp_path: Path) -> None:
         assert stopper.is_alive()
     stopper.join(10)
     assert not stopper.is_alive()
+
+
+def test_a_lab_directory_may_be_a_link_of_this_users_own(tmp_path: Path) -> None:
+    _require_root()
+    target = ensure_private_lab_dir(tmp_path / "target")
+    link = tmp_path / "lab"
+    link.symlink_to(target)
+
+    assert ensure_private_lab_dir(link) == target
+    target.chmod(0o777)
+    with pytest.raises(LabError, match="writable by other users"):
+        ensure_private_lab_dir(link)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(LabError, match="belongs to user 65534"):
+        ensure_private_lab_dir(link)
+
+
+def test_lab_down_command_refuses_a_world_writable_lab_directory(tmp_path: Path) -> None:
+    _require_root()
+    lab = tmp_path / "lab"
+    (lab / "engines" / "bookworm" / "data").mkdir(parents=True)
+    (lab / "engines" / "bookworm" / "data" / "kept.txt").write_text("kept")
+    lab.chmod(0o777)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "matrix", "lab", "down", "--lab-dir", str(lab)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "writable by other users" in result.stderr
+    assert (lab / "engines" / "bookworm" / "data" / "kept.txt").read_text() == "kept"
