@@ -299,7 +299,16 @@ def _observation(
 
 
 def judge(observation: Observation, analysis: Analysis) -> Observation:
-    """Fill the prediction, the verdict, the cause and any finding from the tag's analysis."""
+    """Fill the prediction, the verdict, the cause and any finding from the tag's analysis.
+
+    When the engine pulled another digest than the one probed, the tag moved in between: the
+    analysis is of other content, so it explains nothing and predicts nothing for this pull.
+    """
+    if observation.digest and analysis.digest and observation.digest != analysis.digest:
+        observation.finding = (
+            f"tag-moved: probed {analysis.digest}, the engine pulled {observation.digest}"
+        )
+        return observation
     observation.kind = analysis.kind
     observation.media_type = analysis.media_type
     image = analysis.for_platform(observation.platform)

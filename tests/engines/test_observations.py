@@ -88,3 +88,16 @@ def test_an_outcome_the_capability_table_did_not_predict_is_a_finding() -> None:
 )
 def test_urls_in_engine_messages_lose_their_credentials(message: str, expected: str) -> None:
     assert redact_message(message) == expected
+
+
+def test_a_tag_that_moved_between_probe_and_pull_is_not_judged_by_the_old_analysis() -> None:
+    probed = analyse(build_cache_index())
+    pulled = "sha256:" + "9" * 64
+    attempt = Attempt("ok", "", duration_s=0.1, digest=pulled)
+    observation = _observation(NEW, REFERENCE, "linux/amd64", "run-1", attempt)
+
+    judged = judge(observation, probed)
+
+    assert judged.verdict == "ok" and judged.digest == pulled
+    assert judged.finding == f"tag-moved: probed {probed.digest}, the engine pulled {pulled}"
+    assert judged.kind == "" and judged.predicted == ""
