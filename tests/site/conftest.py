@@ -23,7 +23,7 @@ XSS_TAG = "<img src=x onerror=alert(1)>"
 XSS_MESSAGE = "<script>alert('message')</script> received unexpected HTTP status: 500"
 XSS_CAUSE = '<b onmouseover="alert(3)">cause</b>'
 XSS_ANNOTATION = "<img src=x onerror=alert(4)>"
-ODD_TAGS = ("../../etc/passwd", "Latest", "a b", "tag?x=1#y", "é-unicode")
+ODD_TAGS = ("../../etc/passwd", "Latest", "a b", "tag?x=1#y", "é-unicode", "__proto__")
 
 
 def crafted_rows(run_id: str = "20261203T120000Z-crafted") -> list[Observation]:

@@ -190,6 +190,9 @@ def test_finder_answers_a_tested_version_with_the_tags_that_pull(
     assert shown <= expected and "latest" not in shown
     assert block.locator('[data-verdict="layer-extract-failed"]').count() == 1
     assert block.locator('[data-verdict="not-an-image"]').count() == 1
+    # Tag names are keys of the page's maps: `__proto__` among them must link like any tag.
+    links = page.locator("#pm-finder-result a").evaluate_all("as => as.map(a => a.href)")
+    assert links and not [href for href in links if "object" in href or "undefined" in href]
     watched.assert_clean()
 
 

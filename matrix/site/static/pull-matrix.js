@@ -186,7 +186,7 @@
     var summary = el("ul", null, "pm-finder-summary");
     target.appendChild(summary);
     data.images.forEach(function (image) {
-      var slugs = image.slugs || {};
+      var slugs = image.slugs || Object.create(null);
       target.appendChild(el("h2", image.name));
       image.blocks.forEach(function (block) {
         var index = block.engines.indexOf(near.engine.version);
@@ -201,7 +201,7 @@
           return;
         }
         var ok = [];
-        var failed = {};
+        var failed = Object.create(null);
         var untested = [];
         block.verdicts[index].forEach(function (code, position) {
           if (code === NOT_PULLED_YET) untested.push(image.tags[position]);
@@ -236,7 +236,7 @@
           section.appendChild(line);
           section.appendChild(tagList(untested, slugs, root, image.slug, 20));
           var guesses = (block.predicted || [])[index] || {};
-          var byGuess = {};
+          var byGuess = Object.create(null);
           untested.forEach(function (tag) {
             var guess = guesses[String(image.tags.indexOf(tag))];
             if (guess) (byGuess[guess] = byGuess[guess] || []).push(tag);
@@ -262,8 +262,12 @@
     var target = document.getElementById("pm-finder-result");
     if (!data || !target) return;
     data.images.forEach(function (image) {
-      image.slugs = image.slugs || {};
-      (image.tagSlugs || []).forEach(function (s, i) { image.slugs[image.tags[i]] = s; });
+      // Keys are tag names from the registry: a map without a prototype, so that a tag named
+      // `__proto__` or `constructor` is an ordinary key.
+      var slugs = Object.create(null);
+      Object.keys(image.slugs || {}).forEach(function (tag) { slugs[tag] = image.slugs[tag]; });
+      (image.tagSlugs || []).forEach(function (s, i) { slugs[image.tags[i]] = s; });
+      image.slugs = slugs;
     });
     var root = document.body.dataset.pmRoot || form.dataset.root || "../";
     function run() {
