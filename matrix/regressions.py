@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from matrix.classify import CLASS_INFO, ErrorClass
-from matrix.errors import MatrixError
+from matrix.errors import MatrixError, redact_message
 from matrix.plan import NOT_A_VERDICT, engine_matches
 
 log = logging.getLogger(__name__)
@@ -192,8 +192,7 @@ def _registry_changes(before: pd.DataFrame, now: pd.DataFrame) -> list[Change]:
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` without credentials: known secret values, bearer/basic tokens, secret query values,
     passwords in URLs, GitHub tokens and JWTs."""
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "REDACTED")
+    text = redact_message(text, list(secrets))
     for pattern, replacement in _CREDENTIALS:
         text = pattern.sub(replacement, text)
     return text

@@ -20,6 +20,7 @@ import pandas as pd
 
 from matrix import incidents as health
 from matrix.classify import CLASS_INFO, ErrorClass
+from matrix.errors import redact_message
 from matrix.observations import (
     CELL_KEY,
     ROLES_FILE,
@@ -301,7 +302,17 @@ def load_data(data_dir: Path | None) -> SiteData:
         from matrix.observations import to_frame
 
         return build(to_frame([]))
-    return build(load([Path(data_dir)]))
+    return build(_redacted(load([Path(data_dir)])))
+
+
+def _redacted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Messages and causes with credentials removed once more before anything is published:
+    shards merged from elsewhere, or written by an older version, may still carry them."""
+    for column in ("message", "cause"):
+        values = frame[column].unique()
+        cleaned = {value: redact_message(value) for value in values if value}
+        frame[column] = [cleaned.get(value, value) for value in frame[column]]
+    return frame
 
 
 def _image(

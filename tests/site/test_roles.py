@@ -60,3 +60,20 @@ def test_without_a_roles_file_hosts_stand_alone(tmp_path: Path) -> None:
     build_site(data, tmp_path / "site")
 
     assert "role)" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+
+
+def test_secrets_in_recorded_messages_are_not_published(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    leaky = _pull(HUB, "fail", "registry-error")
+    leaky.message = "Get https://user:HUNTER2PW@cdn.example/x?X-Amz-Signature=AMZSIG123: 500"
+    write_shard([_pull(HUB, "fail", "registry-error", method="probe"), leaky], data, "r1")
+
+    build_site(data, tmp_path / "site")
+
+    published = "".join(
+        path.read_text(encoding="utf-8", errors="replace")
+        for path in (tmp_path / "site").rglob("*")
+        if path.is_file() and path.suffix in (".html", ".json", ".xml", ".svg")
+    )
+    assert "cdn.example" in published
+    assert "HUNTER2PW" not in published and "AMZSIG123" not in published
