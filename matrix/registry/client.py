@@ -24,6 +24,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -58,7 +60,7 @@ from matrix.registry.manifest import (
     verify,
 )
 from matrix.registry.store import ManifestStore
-from matrix.registry.wire import DEADLINE, load_json, read_body, set_deadline
+from matrix.registry.wire import DEADLINE, load_json, read_body
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 DEFAULT_DEADLINE = 120.0
 # Bytes per second below which a blob download counts as stalled (the deadline grows with size).
 MIN_BLOB_RATE = 256 * 1024
+# The most extra time a blob download gets for its size, whatever size a manifest claims.
+MAX_BLOB_ALLOWANCE = 30 * 60.0
 
 _RETRIED_ERRORS = (
     httpx.ConnectError,
@@ -225,7 +229,9 @@ class RegistryClient:
             "headers": {"User-Agent": USER_AGENT},
             **options,
         }
+        self._settings = settings
         self._http = httpx.Client(**settings)
+        self._sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="matrix-registry")
         # For hosts named insecure: TLS without certificate checks, tried before plain HTTP,
         # as Docker treats an insecure registry. Never used for any other host.
         self._unverified = httpx.Client(verify=False, **settings)
@@ -240,6 +246,7 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
         self._unverified.close()
+        self._sender.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -317,11 +324,46 @@ class RegistryClient:
             raise TransportError(f"{request.method} {url} failed: {type(exc).__name__}") from exc
 
     def _transmit_once(self, request: httpx.Request) -> httpx.Response:
-        response = self._client_for(request).send(request, stream=True)
-        set_deadline(response, self.deadline)
+        if self.deadline is None:
+            response = self._client_for(request).send(request, stream=True)
+        else:
+            response = self._send_by_deadline(request, time.monotonic() + self.deadline)
         if response.status_code in RETRY_STATUSES:
             raise _Retryable(_buffered(response))
         return response
+
+    def _send_by_deadline(self, request: httpx.Request, deadline: float) -> httpx.Response:
+        """Send `request`, with status line and headers due by `deadline` (a monotonic time).
+
+        httpx bounds each read, not the whole answer: a server sending its headers a byte at a
+        time could hold the request open for ever. The request runs on a worker thread; when
+        the deadline passes first, the client's connections are closed (which ends the stalled
+        read) and a fresh client takes its place.
+        """
+        client = self._client_for(request)
+        future = self._sender.submit(client.send, request, stream=True)
+        try:
+            response = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FuturesTimeout as exc:
+            future.add_done_callback(_close_late_response)
+            self._replace(client)
+            url = redact_url(str(request.url))
+            raise TransportError(
+                f"{request.method} {url} failed: no answer by the deadline"
+            ) from exc
+        response.extensions[DEADLINE] = deadline
+        return response
+
+    def _replace(self, client: httpx.Client) -> None:
+        settings = dict(self._settings)
+        if client is self._unverified:
+            settings["verify"] = False
+        fresh = httpx.Client(**settings)
+        if client is self._unverified:
+            self._unverified = fresh
+        else:
+            self._http = fresh
+        client.close()
 
     def _request(
         self, method: str, url: str, repository: Repository, headers: dict[str, str] | None = None
@@ -569,7 +611,7 @@ class RegistryClient:
             # A layer may be gigabytes: it gets the deadline plus time at the slowest rate allowed.
             length = response.headers.get("content-length", "")
             expected = size or (int(length) if length.isdigit() else 0)
-            deadline += expected / MIN_BLOB_RATE
+            deadline += min(expected / MIN_BLOB_RATE, MAX_BLOB_ALLOWANCE)
         try:
             for chunk in response.iter_bytes():
                 hasher.update(chunk)
@@ -592,6 +634,12 @@ class _TagPage:
     tags: list[str]
     skipped: int
     next_url: str | None
+
+
+def _close_late_response(future: Future[httpx.Response]) -> None:
+    """Close the answer to a request that was given up on, should it still arrive."""
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 def _buffered(response: httpx.Response) -> httpx.Response:

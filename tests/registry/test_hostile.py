@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,6 +169,69 @@ def test_slow_drip_is_a_network_observation_and_the_run_goes_on() -> None:
     listing = prober.run.observations[0]
     assert (listing.tag, listing.outcome, listing.error_class) == ("", "fail", "network")
     assert probe.analysis is not None and probe.analysis.digest == good.digest
+
+
+class HeaderDrip:
+    """A loopback HTTP server that answers /v2/ at once and any other path with headers sent
+    one byte at a time, for ever (until it is stopped)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = connection.recv(4096)
+                if not chunk or chunk[:1] == b"\x16":  # closed, or a TLS handshake
+                    return
+                data += chunk
+            if data.startswith(b"GET /v2/ "):
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                )
+                return
+            try:
+                connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not self.stopped.wait(0.1):
+                    connection.sendall(b"a")
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+def test_headers_sent_a_byte_at_a_time_stop_at_the_deadline() -> None:
+    server = HeaderDrip()
+    endpoint = f"127.0.0.1:{server.port}"
+    client = client_module.RegistryClient(insecure=[endpoint], deadline=1.0, timeout=5.0)
+    repository = parse_repository(f"{endpoint}/slow/app")
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="deadline"):
+            client.list_tags(repository)
+        assert time.monotonic() - started < 4
+        # The stalled connection was given up; the fresh client is bounded the same way.
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="deadline"):
+            client.list_tags(repository)
+        assert time.monotonic() - started < 4
+    finally:
+        client.close()
+        server.stop()
 
 
 # Token answer size -------------------------------------------------------------------------------
