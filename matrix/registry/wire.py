@@ -3,8 +3,8 @@
 httpx's time-out applies to each read, so a server that sends one byte just before every time-out
 could hold a body open for hours; `read_body` also stops at an overall deadline. The deadline is
 checked between chunks, so a body can run over it by at most one read time-out. The deadline
-starts once the status line and headers are in: headers sent slowly are bounded only by the
-per-read time-out and the HTTP library's header size limit. Python's JSON
+counts from the moment the request is sent; the registry client bounds the wait for the status
+line and headers by the same deadline. Python's JSON
 parser recurses once per nesting level; a document nested thousands of levels deep would end in
 RecursionError, so `load_json` refuses anything nested deeper than any real manifest is.
 """
@@ -27,13 +27,6 @@ DEADLINE = "matrix.deadline"
 
 # A string (to skip; an unterminated one runs to the end) or a bracket. One pass, no backtracking.
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
-
-
-def set_deadline(response: httpx.Response, seconds: float | None) -> httpx.Response:
-    """Give `response` an overall deadline, `seconds` from now (None: no deadline)."""
-    if seconds is not None:
-        response.extensions[DEADLINE] = time.monotonic() + seconds
-    return response
 
 
 def read_body(response: httpx.Response, limit: int, strict: bool = True) -> bytes:

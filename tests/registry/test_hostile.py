@@ -151,6 +151,23 @@ def test_slow_drip_tag_list_stops_at_the_deadline() -> None:
     assert drip.sent < 40
 
 
+def test_blob_claiming_an_enormous_size_gets_a_bounded_allowance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A manifest may claim any size; the extra time it earns is capped (here at half a second).
+    monkeypatch.setattr(client_module, "MAX_BLOB_ALLOWANCE", 0.5)
+    drip = Drip(0.05, 400)
+    client, _ = make_client(lambda r: httpx.Response(200, stream=drip))
+    client.deadline = 0.3
+    started = time.monotonic()
+
+    with pytest.raises(TransportError, match="deadline"):
+        client.verify_blob(REPO, b.digest_of("huge"), 10**15)
+
+    assert time.monotonic() - started < 3
+    assert drip.sent < 40
+
+
 def test_slow_drip_is_a_network_observation_and_the_run_goes_on() -> None:
     good = b.image_manifest()
 
