@@ -68,10 +68,11 @@ _CREDENTIAL = re.compile(
     r"(?i)(?<![a-z0-9_-])(bearer|basic|token)(?:[ \t]{0,3}:[ \t]{0,3}|[ \t]{1,3}|%20|\+)"
     r"([a-z0-9._~+/=-]+)"
 )
-# Token formats that are secret by their look alone (GitHub and GitLab access tokens).
+# Token formats that are secret by their look alone (GitHub and GitLab access tokens, JWTs).
 _TOKEN_LOOK = re.compile(
     r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{20,255}"
-    r"|glpat-[A-Za-z0-9_-]{20,255})"
+    r"|glpat-[A-Za-z0-9_-]{20,255}"
+    r"|eyJ[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{0,4096})"
 )
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _SPACES = re.compile(r"(\s+)")

@@ -37,14 +37,6 @@ _MESSAGE_LIMIT = 2000
 _TOKEN_ENV = ("GH_TOKEN", "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN")
 _NOT_PLAIN = re.compile(r"[^A-Za-z0-9_.:+/ -]")
 
-_CREDENTIALS = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 REDACTED"),
-    (re.compile(r"(?i)((?:token|password|secret|access_token|auth)=)[^&\s\"']+"), r"\1REDACTED"),
-    (re.compile(r"(?i)(://)[^/@\s:]+:[^/@\s]+@"), r"\1REDACTED@"),
-    (re.compile(r"\b(gh[pousr]_|github_pat_)[A-Za-z0-9_]{16,}"), "REDACTED"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), "REDACTED"),
-)
-
 
 @dataclass(frozen=True)
 class Change:
@@ -189,15 +181,6 @@ def _registry_changes(before: pd.DataFrame, now: pd.DataFrame) -> list[Change]:
     return changes
 
 
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` without credentials: known secret values, bearer/basic tokens, secret query values,
-    passwords in URLs, GitHub tokens and JWTs."""
-    text = redact_message(text, list(secrets))
-    for pattern, replacement in _CREDENTIALS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
 def issue_body(change: Change, runbook_url: str, secrets: Iterable[str] = ()) -> str:
     """The issue text of a failure: what fails, its class, the engine's message, the runbook."""
     try:
@@ -210,7 +193,7 @@ def issue_body(change: Change, runbook_url: str, secrets: Iterable[str] = ()) ->
         if change.scope == "registry"
         else f"**{change.key}** failed to pull."
     )
-    message = scrub(change.message, secrets)[:_MESSAGE_LIMIT].replace("```", "'''")
+    message = redact_message(change.message, list(secrets))[:_MESSAGE_LIMIT].replace("```", "'''")
     lines = [
         where,
         "",
@@ -275,7 +258,7 @@ class GitHub:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise MatrixError(f"cannot run {command[0]}: {exc}") from exc
         if done.returncode != 0:
-            detail = scrub(done.stderr.strip()[-500:], _env_secrets())
+            detail = redact_message(done.stderr.strip()[-500:], list(_env_secrets()))
             raise MatrixError(f"`{shlex.join(command[:3])}` failed ({done.returncode}): {detail}")
         return done.stdout
 

@@ -88,3 +88,9 @@ def test_redaction_of_hostile_text_is_fast(hostile: str) -> None:
     started = time.perf_counter()
     redact_message(hostile, ["SECRETVALUE"])
     assert time.perf_counter() - started < 2.0
+
+
+def test_a_jwt_is_masked_by_its_look() -> None:
+    jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
+
+    assert redact_message(f"denied for {jwt} here") == "denied for REDACTED here"

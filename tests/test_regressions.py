@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from matrix.config import default_config
+from matrix.errors import redact_message
 from matrix.observations import Observation, to_frame, write_shard
 from matrix.regressions import (
     GitHub,
     detect,
     engine_label,
     plain,
-    scrub,
     split_latest,
     sync_issues,
 )
@@ -146,7 +146,7 @@ def test_no_token_reaches_an_issue(gh: FakeGh) -> None:
     assert "REDACTED" in everything
     assert TOKEN not in everything
     assert "hunter22" not in everything
-    assert scrub("pass s3cr3t-value here", ["s3cr3t-value"]) == "pass REDACTED here"
+    assert redact_message("pass s3cr3t-value here", ["s3cr3t-value"]) == "pass REDACTED here"
 
 
 def test_repeated_failure_updates_the_issue_once_per_run(gh: FakeGh) -> None:
